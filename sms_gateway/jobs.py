@@ -1,0 +1,386 @@
+"""Every RQ job of the gateway. Jobs take ids, read the database, and can run twice.
+
+- ``process_inbound(id)``: parse a stored SMS, create its report (or answer the
+  command), create the reply row, commit, enqueue the send. A second run finds
+  the message processed and only re-enqueues a reply that is still waiting.
+- ``send_outbound(id)``: claim the reply (queued → sending) in one UPDATE, so
+  two runs cannot both send; hand it to its channel; record the outcome.
+  Temporary failures raise so RQ retries with backoff; permanent ones mark the
+  row failed with the provider's reason.
+- ``sweep()``: periodic; re-enqueues what a crash between commit and enqueue
+  left behind, and surfaces sends interrupted mid-call.
+
+Failures are never swallowed: a job that cannot do its work raises, RQ keeps it
+in the failed registry, and the row's state tells the operator what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import gsm, phone, queue, reports, tracking
+from .channels import reply_channel
+from .channels.base import OutgoingSMS, SendError, get_channel
+from .config import Settings, get_settings
+from .db import session_factory
+from .decision import decide
+from .models import (
+    OUTBOUND_RANK,
+    InboundMessage,
+    InboundState,
+    OptOut,
+    OutboundMessage,
+    OutboundState,
+    Report,
+    utcnow,
+)
+from .parsing import ParsedSMS, parse
+from .registry import Registry, RegistryHolder
+
+log = logging.getLogger(__name__)
+
+_HOLDERS: dict[str, RegistryHolder] = {}
+
+
+def registry_for(settings: Settings) -> Registry:
+    """The registry in force for this process (re-read when the file changes)."""
+    path = str(settings.PREFIXES_FILE)
+    holder = _HOLDERS.get(path)
+    if holder is None:
+        holder = _HOLDERS[path] = RegistryHolder(path)
+    return holder.get()
+
+
+# --------------------------------------------------------------------------- enqueueing
+
+def enqueue_processing(settings: Settings, inbound_id: int) -> bool:
+    """Enqueue ``process_inbound``; False (logged) when Redis is down: the sweeper retries."""
+    try:
+        queue.enqueue(settings, queue.INBOUND, process_inbound, inbound_id,
+                      job_id=f"inbound-{inbound_id}")
+    except Exception:
+        log.exception("could not enqueue inbound #%s; the sweeper will retry", inbound_id)
+        return False
+    return True
+
+
+def enqueue_send(settings: Settings, outbound: OutboundMessage) -> bool:
+    """Enqueue ``send_outbound`` on its channel's queue; False when Redis is down."""
+    try:
+        channel_queue = get_channel(outbound.channel, settings).queue
+        queue.enqueue(settings, channel_queue, send_outbound, outbound.id,
+                      job_id=f"outbound-{outbound.id}-{outbound.attempts}")
+    except Exception:
+        log.exception("could not enqueue outbound #%s; the sweeper will retry", outbound.id)
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- replies
+
+def queue_reply(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    recipient: str,
+    text: str,
+    purpose: str,
+    inbound_id: int | None = None,
+    report_id: int | None = None,
+) -> OutboundMessage:
+    """Add an outbound SMS unless one with ``key`` exists (then return that one)."""
+    existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
+    if existing is not None:
+        return existing
+    row = OutboundMessage(
+        idempotency_key=key,
+        channel=channel,
+        recipient=recipient,
+        text=text,
+        purpose=purpose,
+        inbound_id=inbound_id,
+        report_id=report_id,
+        state=OutboundState.QUEUED,
+        segments=gsm.measure(text).segments,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _status_reply(session: Session, registry: Registry, parsed: ParsedSMS,
+                  sender: str, short_code: str) -> str:
+    number = parsed.tracking
+    if number is None:
+        return registry.render("status_usage", short_code=short_code)
+    if not tracking.is_valid(number):
+        return registry.render("status_invalid", tracking=number[:12], short_code=short_code)
+    report = reports.find_by_tracking(session, number)
+    # A confidential report is "not found" for anybody but its reporter: the
+    # answer must not even confirm that it exists.
+    if report is None or (report.confidential and report.reporter != sender):
+        return registry.render("status_not_found", tracking=number, short_code=short_code)
+    updated = reports.last_update(report)
+    return registry.render(
+        "status",
+        tracking=report.tracking_number,
+        status=report.status,
+        agency=registry.agency_label(report.agency),
+        date=updated.astimezone(_jakarta()).strftime("%d-%m-%Y"),
+        short_code=short_code,
+    )
+
+
+def _jakarta() -> Any:
+    from .deadlines import JAKARTA
+
+    return JAKARTA
+
+
+# --------------------------------------------------------------------------- jobs
+
+def process_inbound(inbound_id: int) -> str:
+    """Parse stored SMS ``inbound_id``, create its report or answer, and queue the reply."""
+    settings = get_settings()
+    sessions = session_factory(settings.DATABASE_URL)
+    with sessions() as session:
+        msg = session.get(InboundMessage, inbound_id)
+        if msg is None:
+            # Enqueued only after commit, so a missing row means it was deleted.
+            log.warning("inbound #%s no longer exists", inbound_id)
+            return "missing"
+        if msg.state == InboundState.PROCESSED:
+            pending = [r for r in msg.replies if r.state == OutboundState.QUEUED]
+            for reply in pending:
+                enqueue_send(settings, reply)
+            return "already processed"
+
+        registry = registry_for(settings)
+        parsed = parse(msg.text, registry)
+        short_code = settings.SHORT_CODE
+        out_channel = reply_channel(msg.channel, settings)
+        report: Report | None = None
+
+        if parsed.command == "status":
+            text, purpose = _status_reply(session, registry, parsed, msg.sender, short_code), "status"
+        elif parsed.command == "help":
+            if parsed.agency:
+                agency = registry.agencies[parsed.agency]
+                text = registry.render("help_agency", agency=agency.code, agency_name=agency.name,
+                                       short_code=short_code)
+            else:
+                text = registry.render("help", short_code=short_code)
+            purpose = "help"
+        elif parsed.command == "stop":
+            if session.get(OptOut, msg.sender) is None:
+                session.add(OptOut(recipient=msg.sender))
+            template = "stop" if "stop" in registry.replies else "help"
+            text, purpose = registry.render(template, short_code=short_code), "stop"
+        else:
+            decision = decide(parsed, registry, msg.received_at)
+            if decision.kind == "unknown":
+                text, purpose = registry.render("unknown", short_code=short_code), "help"
+            else:
+                report = reports.create_report(
+                    session,
+                    inbound_id=msg.id,
+                    channel=msg.channel,
+                    reporter=msg.sender,
+                    text=parsed.body or msg.text,
+                    kind=decision.kind,
+                    agency=decision.agency,
+                    confidential=parsed.confidential,
+                    anonymous=parsed.anonymous,
+                    category=decision.category,
+                    special=decision.special,
+                    disposition_due=decision.disposition_due,
+                    followup_due=decision.followup_due,
+                    evidence=decision.evidence,
+                    received_at=msg.received_at,
+                )
+                if report.agency:
+                    text = registry.render(
+                        "ack", tracking=report.tracking_number, agency=report.agency,
+                        agency_name=registry.agencies[report.agency].name
+                        if report.agency in registry.agencies else report.agency,
+                        kind=report.kind, short_code=short_code)
+                else:
+                    text = registry.render("ack_central", tracking=report.tracking_number,
+                                           short_code=short_code)
+                purpose = "ack"
+
+        reply = queue_reply(
+            session,
+            key=f"reply:{msg.id}",
+            channel=out_channel,
+            recipient=msg.sender,
+            text=text,
+            purpose=purpose,
+            inbound_id=msg.id,
+            report_id=report.id if report else None,
+        )
+        msg.parsed = parsed.to_dict()
+        msg.state = InboundState.PROCESSED
+        msg.processed_at = utcnow()
+        msg.error = None
+        session.commit()
+        log.info("inbound #%s from %s: %s%s", msg.id, phone.mask(msg.sender), purpose,
+                 f" report {report.tracking_number} -> {report.agency or 'central'}" if report else "")
+        enqueue_send(settings, reply)
+        return purpose
+
+
+def send_outbound(outbound_id: int) -> str:
+    """Send reply ``outbound_id`` once, whatever the number of runs."""
+    settings = get_settings()
+    sessions = session_factory(settings.DATABASE_URL)
+    with sessions() as session:
+        claimed = session.execute(  # type: ignore[attr-defined]
+            update(OutboundMessage)
+            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.QUEUED)
+            .values(state=OutboundState.SENDING, attempts=OutboundMessage.attempts + 1,
+                    updated_at=utcnow())
+        ).rowcount
+        session.commit()
+        if not claimed:
+            return "not queued"  # sent, being sent, or failed: nothing to do
+        row = session.get(OutboundMessage, outbound_id)
+        assert row is not None
+        sms = OutgoingSMS(outbound_id=row.id, recipient=row.recipient, text=row.text)
+        try:
+            channel = get_channel(row.channel, settings)
+            result = channel.send(sms)
+        except SendError as exc:
+            final = not exc.retryable or row.attempts >= settings.SEND_MAX_ATTEMPTS
+            row.state = OutboundState.FAILED if final else OutboundState.QUEUED
+            row.error, row.error_code = exc.reason, exc.code
+            session.commit()
+            log.warning("send #%s to %s failed (%s, attempt %s): %s", row.id, phone.mask(row.recipient),
+                        "final" if final else "will retry", row.attempts, exc.reason)
+            if final:
+                return "failed"
+            raise
+        except Exception as exc:
+            # An unexpected error (a bug, an unwrapped network error): keep the
+            # message retryable and let RQ record the traceback.
+            row.state = OutboundState.QUEUED
+            row.error, row.error_code = f"{type(exc).__name__}: {exc}", "exception"
+            session.commit()
+            raise
+        # A status callback may have raced ahead of us (delivered before we wrote "sent").
+        session.refresh(row)
+        row.provider_id = result.provider_id
+        row.sent_at = utcnow()
+        row.error = row.error_code = None
+        if result.segments:
+            row.segments = result.segments
+        if OUTBOUND_RANK[result.status] > OUTBOUND_RANK[row.state]:
+            row.state = result.status
+        if row.state == OutboundState.DELIVERED and row.delivered_at is None:
+            row.delivered_at = utcnow()
+        session.commit()
+        log.info("sent #%s to %s via %s (%s)", row.id, phone.mask(row.recipient), row.channel,
+                 result.provider_id)
+        return row.state
+
+
+def record_delivery_status(
+    session: Session,
+    outbound_id: int,
+    new_state: str,
+    raw_status: str,
+    error_code: str | None = None,
+    error: str | None = None,
+    provider_id: str | None = None,
+) -> bool:
+    """Apply a provider's delivery report; never moves a message backwards. True if it moved."""
+    row = session.get(OutboundMessage, outbound_id, with_for_update=True)
+    if row is None:
+        return False
+    if provider_id and row.provider_id and provider_id != row.provider_id:
+        return False
+    row.provider_status = raw_status
+    if provider_id and not row.provider_id:
+        row.provider_id = provider_id
+    if error_code:
+        row.error_code = error_code
+        row.error = error or row.error
+    if OUTBOUND_RANK.get(new_state, -1) <= OUTBOUND_RANK[row.state]:
+        return False
+    row.state = new_state
+    if new_state == OutboundState.DELIVERED:
+        row.delivered_at = utcnow()
+    if new_state == OutboundState.SENT and row.sent_at is None:
+        row.sent_at = utcnow()
+    return True
+
+
+def retry_outbound(settings: Settings, outbound_id: int) -> bool:
+    """Operator action: put a failed (or undelivered) SMS back in the queue and enqueue it."""
+    sessions = session_factory(settings.DATABASE_URL)
+    with sessions() as session:
+        row = session.get(OutboundMessage, outbound_id)
+        if row is None or row.state not in (OutboundState.FAILED, OutboundState.UNDELIVERED):
+            return False
+        row.state = OutboundState.QUEUED
+        row.attempts = 0
+        session.commit()
+        return enqueue_send(settings, row)
+
+
+def sweep() -> dict[str, int]:
+    """Re-enqueue work a crash left behind; surface sends interrupted mid-call."""
+    settings = get_settings()
+    sessions = session_factory(settings.DATABASE_URL)
+    now = utcnow()
+    grace = timedelta(seconds=settings.SWEEP_GRACE)
+    # A reply waiting for an RQ retry is not lost: leave it the longest backoff.
+    retry_wait = timedelta(seconds=max(settings.retry_intervals or [0]))
+    counts = {"inbound": 0, "outbound": 0, "interrupted": 0}
+    with sessions() as session:
+        stale_in = session.scalars(
+            select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED,
+                                            InboundMessage.received_at < now - grace).limit(1000)
+        ).all()
+        for inbound_id in stale_in:
+            counts["inbound"] += enqueue_processing(settings, inbound_id)
+        stale_out = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.state == OutboundState.QUEUED,
+                                          OutboundMessage.updated_at < now - grace - retry_wait)
+            .limit(1000)
+        ).all()
+        for row in stale_out:
+            row.updated_at = now  # do not pick it again at the next sweep
+            counts["outbound"] += 1
+        session.commit()
+        for row in stale_out:
+            enqueue_send(settings, row)
+        # "sending" for this long means the worker died during the provider
+        # call: the SMS may or may not have left. Sending again could double
+        # it, so it is marked failed, visible, for an operator to retry.
+        interrupted = session.execute(  # type: ignore[attr-defined]
+            update(OutboundMessage)
+            .where(OutboundMessage.state == OutboundState.SENDING,
+                   OutboundMessage.updated_at < now - grace - timedelta(seconds=settings.SEND_TIMEOUT))
+            .values(state=OutboundState.FAILED, error_code="interrupted",
+                    error="worker stopped during the send; outcome unknown "
+                          "(retry with `sms-gateway messages retry ID`)")
+        ).rowcount
+        session.commit()
+        counts["interrupted"] = interrupted
+    if any(counts.values()):
+        log.warning("sweep: re-enqueued %(inbound)s inbound, %(outbound)s outbound; "
+                    "%(interrupted)s interrupted sends marked failed", counts)
+    return counts
+
+
+# Periodic jobs run by `sms-gateway scheduler` (RQ's CronScheduler): (function, seconds).
+def periodic_jobs(settings: Settings) -> list[tuple[Any, int]]:
+    """Jobs the scheduler enqueues at intervals."""
+    return [(sweep, settings.SWEEP_INTERVAL)]

@@ -1,0 +1,210 @@
+"""What the gateway stores: inbound SMS, outbound SMS, reports and their history.
+
+The database, not Redis, is the source of truth: a job that runs twice, or a
+job that was lost, is recovered from these rows.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .db import Base
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC (all timestamps are stored in UTC)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite returns naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class InboundState(enum.StrEnum):
+    """Life of an inbound SMS."""
+
+    RECEIVED = "received"  # stored, job enqueued (or to be re-enqueued by the sweeper)
+    PROCESSED = "processed"  # parsed, report and reply created
+    FAILED = "failed"  # processing raised after every retry; visible to operators
+
+
+class OutboundState(enum.StrEnum):
+    """Life of an outbound SMS; ``RANK`` orders them so callbacks never go backwards."""
+
+    QUEUED = "queued"  # waiting for (another) send attempt
+    SENDING = "sending"  # claimed by a send job, provider call in progress
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"  # handset confirmed
+    UNDELIVERED = "undelivered"  # provider gave up
+    FAILED = "failed"  # permanent error, or retries exhausted
+
+
+# Higher rank = later in the life of a message. A status report may only move a
+# message to a higher rank; delivered/undelivered/failed are final.
+OUTBOUND_RANK: dict[str, int] = {
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+}
+
+
+class InboundMessage(Base):
+    """An SMS as received from a channel, stored before the provider is acknowledged."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),
+        Index("ix_inbound_state_received", "state", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    # Provider's id of the message (Twilio MessageSid, Kannel %I, modem hash):
+    # the deduplication key of provider retries.
+    external_id: Mapped[str] = mapped_column(String(128))
+    sender: Mapped[str] = mapped_column(String(32), index=True)  # E.164 where parseable
+    recipient: Mapped[str] = mapped_column(String(32), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    provider_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A multipart SMS stored with parts missing (modem timeout).
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default=InboundState.RECEIVED)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How the parser read it (kind, agency, command, flags) for operators.
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    report: Mapped[Report | None] = relationship(back_populates="inbound", uselist=False)
+    replies: Mapped[list[OutboundMessage]] = relationship(
+        back_populates="inbound", order_by="OutboundMessage.id"
+    )
+
+
+class OutboundMessage(Base):
+    """An SMS the gateway sends: acknowledgement, status reply, help, notification."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_state_updated", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Makes "create the reply" idempotent: a re-run job finds the existing row.
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(32))  # ack, status, help, notify, reply …
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=OutboundState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(32))  # raw, as reported
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    inbound: Mapped[InboundMessage | None] = relationship(back_populates="replies")
+
+
+class Report(Base):
+    """A complaint, suggestion or information request, identified by its tracking number."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(12), unique=True)
+    # One report per inbound message: the guard that makes processing idempotent.
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None: central queue
+    kind: Mapped[str] = mapped_column(String(16))  # aduan, aspirasi, info
+    text: Mapped[str] = mapped_column(Text)
+    reporter: Mapped[str] = mapped_column(String(32), index=True)  # E.164
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)  # RAHASIA
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)  # ANONIM
+    status: Mapped[str] = mapped_column(String(24), default="diterima", index=True)
+    category: Mapped[str | None] = mapped_column(String(64), index=True)
+    special: Mapped[bool] = mapped_column(Boolean, default=False)
+    disposition_due: Mapped[date | None] = mapped_column(Date)
+    followup_due: Mapped[date | None] = mapped_column(Date)
+    # Why the report went where it went: prefix, matched keywords, rule, score.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow
+    )
+
+    inbound: Mapped[InboundMessage | None] = relationship(back_populates="report")
+    events: Mapped[list[ReportEvent]] = relationship(
+        back_populates="report", order_by="ReportEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class ReportEvent(Base):
+    """One entry of a report's status history."""
+
+    __tablename__ = "report_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64), default="system")
+    agency: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    report: Mapped[Report] = relationship(back_populates="events")
+
+
+class OptOut(Base):
+    """A number that sent BERHENTI/STOP: no more status notifications to it."""
+
+    __tablename__ = "opt_outs"
+
+    recipient: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,259 @@
+"""Reading an SMS the way a citizen types it: ``<AGENCY> <KEYWORD> <text>`` or a command.
+
+Tolerates any case, a leading ``#``, separators (space, newline, ``. , : ; # - /``)
+or none at all (``KEMENHUBADUAN``), two-word aliases (``BPJS KES``), and one
+small typo in a long enough prefix (``KEMNEHUB``, ``KEMENHUP``), or vowels left
+out the way SMS writers abbreviate (``kmnhub``). Short codes such as PLN or KAI
+are never guessed at: one typo away from them are ordinary words.
+
+Nothing here loses text: an unknown first word is not a prefix, and the whole
+message stays the report's text for the central queue.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .registry import Registry, compact
+
+# Separators between prefix, keyword and text.
+_TOKEN = re.compile(r"[^\s.,:;#\-/]+")
+_SEPARATORS = " \t\r\n.,:;#-/"
+_TRACKING = re.compile(r"(?<!\d)\d{5,12}(?!\d)")
+_VOWELS = frozenset("AEIOU")
+
+FUZZY_MIN_LEN = 6  # names (and typed words) shorter than this are never guessed
+KEYWORD_FUZZY_MIN_LEN = 5  # ADUN -> ADUAN; only looked for right after a prefix
+SHORT_COMMAND_WORDS = 4  # "BANTUAN" + at most this many words is a command
+
+
+@dataclass
+class ParsedSMS:
+    """How a text was read."""
+
+    kind: str  # aduan, aspirasi, info, status, help, stop
+    agency: str | None = None  # agency code from the prefix; None: central queue / not decided
+    command: str | None = None  # status, help, stop
+    tracking: str | None = None  # number given to CEK/STATUS
+    body: str = ""  # the report text, prefix and keyword removed
+    prefix: str | None = None  # the prefix as typed
+    prefix_match: str = "none"  # exact, glued, typo, abbreviation, generic, none
+    matched_alias: str | None = None  # the registered name the prefix matched
+    keyword: str | None = None  # the keyword as typed
+    keyword_match: str | None = None  # exact, typo
+    confidential: bool = False
+    anonymous: bool = False
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def is_report(self) -> bool:
+        """True when the text becomes a report (not a command or a help request)."""
+        return self.command is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (``sms-gateway parse --json``)."""
+        return asdict(self)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width letters, ligatures) and trimmed; case and content kept."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Damerau (optimal string alignment) distance of ``a`` and ``b`` is at most 1."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return (len(diff) == 2 and diff[1] == diff[0] + 1
+                and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    if la > lb:
+        a, b = b, a
+    # b is one longer: deleting one character of b must give a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1:]
+
+
+def is_vowel_drop(typed: str, name: str) -> bool:
+    """``typed`` is ``name`` with some vowels left out (``KMNHUB`` for ``KEMENHUB``)."""
+    if len(typed) >= len(name):
+        return False
+    j = 0
+    for ch in name:
+        if j < len(typed) and typed[j] == ch:
+            j += 1
+        elif ch not in _VOWELS:
+            return False
+    return j == len(typed)
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+
+    @property
+    def word(self) -> str:
+        return compact(self.text)
+
+
+def _fuzzy_agency(word: str, registry: Registry) -> tuple[str, str, str] | None:
+    """(code, registered name, how) when exactly one agency is one small typo away."""
+    if len(word) < FUZZY_MIN_LEN or word in registry.keywords or word in registry.commands:
+        return None
+    hits: dict[str, tuple[str, str]] = {}
+    for name, code in registry.names.items():
+        if len(name) < FUZZY_MIN_LEN:
+            continue
+        if within_one_edit(word, name):
+            hits.setdefault(code, (name, "typo"))
+        elif is_vowel_drop(word, name) and len(word) >= FUZZY_MIN_LEN - 1:
+            hits.setdefault(code, (name, "abbreviation"))
+    if len(hits) != 1:
+        return None
+    code, (name, how) = next(iter(hits.items()))
+    return code, name, how
+
+
+def _keyword(word: str, registry: Registry) -> tuple[str, str] | None:
+    """(kind, how) when ``word`` is a report keyword, exactly or with one typo."""
+    kind = registry.keywords.get(word)
+    if kind:
+        return kind, "exact"
+    if len(word) < KEYWORD_FUZZY_MIN_LEN - 1:
+        return None
+    kinds = {k for kw, k in registry.keywords.items()
+             if len(kw) >= KEYWORD_FUZZY_MIN_LEN and within_one_edit(word, kw)}
+    if len(kinds) == 1:
+        return kinds.pop(), "typo"
+    return None
+
+
+def _flags(tokens: list[_Token], registry: Registry) -> list[str]:
+    found = []
+    for tok in tokens:
+        flag = registry.flags.get(tok.word)
+        if flag and flag not in found:
+            found.append(flag)
+    return found
+
+
+def _rest(text: str, tokens: list[_Token], consumed: int) -> str:
+    """Text after the first ``consumed`` tokens, separators stripped, original case kept."""
+    if consumed == 0:
+        return text.strip()
+    if consumed >= len(tokens):
+        return ""
+    return text[tokens[consumed - 1].end:].lstrip(_SEPARATORS).strip()
+
+
+def parse(raw_text: str, registry: Registry) -> ParsedSMS:
+    """Read one SMS text against the registry."""
+    text = normalize_text(raw_text)
+    tokens = [_Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    words = [t.word for t in tokens]
+    # A message of nothing but punctuation ("?", "...") asks for help.
+    if not any(words):
+        return ParsedSMS(kind="help", command="help")
+
+    command = _command(text, tokens, words, registry)
+    if command is not None:
+        return command
+
+    flags = _flags(tokens, registry)
+    parsed = _prefix(text, tokens, words, registry)
+    parsed.flags = flags
+    parsed.confidential = "confidential" in flags
+    parsed.anonymous = "anonymous" in flags
+    return parsed
+
+
+def _command(text: str, tokens: list[_Token], words: list[str],
+             registry: Registry) -> ParsedSMS | None:
+    first = words[0] or tokens[0].text.strip()
+    if tokens[0].text.startswith("?"):
+        first = "?"
+    cmd = registry.commands.get(first)
+    if cmd is None:
+        return None
+    rest_words = [w for w in words[1:] if w]
+    if cmd == "status":
+        match = _TRACKING.search(text, tokens[0].end)
+        if match:
+            return ParsedSMS(kind="status", command="status", tracking=match.group())
+        if len(rest_words) <= SHORT_COMMAND_WORDS or first not in registry.short_only:
+            return ParsedSMS(kind="status", command="status")
+        return None  # "status tanah warga di …": a report that starts with an ordinary word
+    if first in registry.short_only and len(rest_words) > SHORT_COMMAND_WORDS:
+        return None  # "bantuan sosial belum cair …" is a report, not a request for help
+    return ParsedSMS(kind=cmd, command=cmd)
+
+
+def _prefix(text: str, tokens: list[_Token], words: list[str], registry: Registry) -> ParsedSMS:
+    """Agency prefix and keyword, if any, and the report text after them."""
+    match = _match_agency(tokens, words, registry)
+    if match is None:
+        return ParsedSMS(kind="aduan", body=text)
+    code, consumed, how, name, glued_kind = match
+    prefix = text[tokens[0].start:tokens[consumed - 1].end]
+    parsed = ParsedSMS(kind="aduan", agency=code, prefix=prefix, prefix_match=how, matched_alias=name)
+    if glued_kind:
+        parsed.kind, parsed.keyword, parsed.keyword_match = glued_kind
+    elif consumed < len(tokens):
+        kw = _keyword(words[consumed], registry)
+        if kw:
+            parsed.kind, parsed.keyword_match = kw
+            parsed.keyword = tokens[consumed].text
+            consumed += 1
+    parsed.body = _rest(text, tokens, consumed)
+    if not parsed.body:
+        # "KEMENHUB" alone: the citizen needs the format for that agency.
+        return ParsedSMS(kind="help", command="help", agency=code, prefix=prefix,
+                         prefix_match=how, matched_alias=name)
+    return parsed
+
+
+_Match = tuple[str | None, int, str, str, tuple[str, str, str] | None]
+
+
+def _match_agency(tokens: list[_Token], words: list[str], registry: Registry) -> _Match | None:
+    """(agency code or None for generic, tokens consumed, how, name, glued keyword)."""
+    first = words[0]
+    candidates: list[tuple[str, int]] = []
+    if len(words) > 1:
+        candidates.append((first + words[1], 2))  # two-word aliases: "BPJS KES"
+    candidates.append((first, 1))
+
+    for word, consumed in candidates:
+        if word in registry.generic:
+            return None, consumed, "generic", word, None
+        code = registry.names.get(word)
+        if code:
+            return code, consumed, "exact", word, None
+
+    # Prefix and keyword written as one word: KEMENHUBADUAN, BPJSKESINFO.
+    for name in sorted(registry.names.keys() | registry.generic, key=len, reverse=True):
+        if first.startswith(name) and len(first) > len(name):
+            kw = _keyword(first[len(name):], registry)
+            if kw:
+                code = registry.names.get(name)
+                return code, 1, "glued" if code else "generic", name, (kw[0], first[len(name):], kw[1])
+
+    for word, consumed in candidates:
+        fuzzy = _fuzzy_agency(word, registry)
+        if fuzzy:
+            code, name, how = fuzzy
+            return code, consumed, how, name, None
+    return None

@@ -1,0 +1,36 @@
+"""Phone numbers: E.164 normalisation and masking for logs."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+
+def normalize(raw: str, region: str = "ID") -> str:
+    """E.164 form of ``raw`` (``081234567890`` → ``+6281234567890``).
+
+    A sender that is not a phone number (an alphanumeric sender id, a short
+    code) is kept as given, stripped: we must still be able to answer it.
+    """
+    value = raw.strip()
+    if not value:
+        return value
+    candidate = value
+    # Twilio and Kannel sometimes give 628… without the plus.
+    if candidate.isdigit() and candidate.startswith("62") and len(candidate) >= 10:
+        candidate = "+" + candidate
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(number: str | None) -> str:
+    """Number for logs: country and operator prefix plus the last two digits."""
+    if not number:
+        return "-"
+    if len(number) <= 5:
+        return "*" * len(number)
+    return number[:5] + "*" * (len(number) - 7) + number[-2:]

@@ -1,0 +1,385 @@
+"""The agency registry: ``prefixes.yaml`` loaded, validated and kept fresh.
+
+Admins edit the file while the gateway runs. ``RegistryHolder`` re-reads it
+when it changes; a broken edit is logged with ``file:line: problem`` and the
+last good registry stays in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gsm
+from .yamlfile import LineDict, LineList, YamlProblem, load
+
+log = logging.getLogger(__name__)
+
+KINDS = ("aduan", "aspirasi", "info")
+COMMANDS = ("status", "help", "stop", "reply")
+FLAGS = ("confidential", "anonymous")
+
+TOP_KEYS = {"keywords", "generic", "commands", "flags", "replies", "agencies",
+            "categories", "slang", "settings"}
+AGENCY_KEYS = {"name", "aliases", "parent", "rules", "admin_number", "webhook_url"}
+
+# Every reply the gateway sends, with the placeholders it may use. Realistic,
+# longest-case values are substituted when checking that a template fits one SMS.
+REPLY_PLACEHOLDERS: dict[str, set[str]] = {
+    "ack": {"tracking", "agency", "agency_name", "kind", "short_code"},
+    "ack_central": {"tracking", "short_code"},
+    "status": {"tracking", "status", "agency", "date", "short_code"},
+    "status_not_found": {"tracking", "short_code"},
+    "status_invalid": {"tracking", "short_code"},
+    "status_usage": {"short_code"},
+    "help": {"short_code"},
+    "help_agency": {"agency", "agency_name", "short_code"},
+    "unknown": {"short_code"},
+    "stop": {"short_code"},
+}
+OPTIONAL_REPLIES = {"stop"}
+
+_LONGEST_SAMPLE = {
+    "tracking": "99999999",
+    "kind": "aspirasi",
+    "short_code": "1708",
+    "status": "ditindaklanjuti",
+    "date": "30-12-2026",
+}
+
+WORD = re.compile(r"^[A-Z0-9]+( [A-Z0-9]+)?$")
+
+
+def compact(name: str) -> str:
+    """A registered name as the parser compares it: upper case, no spaces."""
+    return re.sub(r"[^A-Z0-9]", "", name.upper())
+
+
+@dataclass(frozen=True)
+class Agency:
+    """A registered agency: its code, official name, prefix aliases, parent."""
+
+    code: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    parent: str | None = None
+    line: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Registry:
+    """A validated ``prefixes.yaml``."""
+
+    path: str
+    version: str
+    agencies: dict[str, Agency]
+    names: dict[str, str]  # compact code/alias -> agency code
+    keywords: dict[str, str]  # word -> kind
+    generic: frozenset[str]
+    commands: dict[str, str]  # word -> command
+    flags: dict[str, str]  # word -> flag
+    short_only: frozenset[str]  # command words that are also ordinary words
+    replies: dict[str, str]
+    raw: dict[str, Any]
+
+    def render(self, name: str, **values: Any) -> str:
+        """Fill reply template ``name``."""
+        return self.replies[name].format(**values)
+
+    def agency_label(self, code: str | None) -> str:
+        """How an agency is named in replies (its code; the central queue otherwise)."""
+        return code or "LAPOR! pusat"
+
+
+class RegistryError(ValueError):
+    """``prefixes.yaml`` has problems; ``problems`` lists each as ``YamlProblem``."""
+
+    def __init__(self, problems: list[YamlProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+class _Checker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[YamlProblem] = []
+
+    def add(self, line: int | None, problem: str) -> None:
+        self.problems.append(YamlProblem(self.path, line, problem))
+
+    def words(self, node: Any, line: int, what: str) -> list[tuple[str, int]]:
+        """A list of prefix words as (upper-cased word, line)."""
+        if node is None:
+            return []
+        if not isinstance(node, list):
+            self.add(line, f"{what} must be a list of words")
+            return []
+        out = []
+        for i, item in enumerate(node):
+            item_line = node.line_of(i) if isinstance(node, LineList) else line
+            if not isinstance(item, str | int) or not str(item).strip():
+                self.add(item_line, f"{what}: {item!r} is not a word")
+                continue
+            out.append((str(item).strip().upper(), item_line))
+        return out
+
+
+def parse_registry(path: str | Path, text: str | None = None) -> Registry:
+    """Load and validate a registry file; raise ``RegistryError`` listing every problem."""
+    path = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError([YamlProblem(path, None, f"cannot read: {exc}")]) from None
+    try:
+        data = load(path, text)
+    except YamlProblem as exc:
+        raise RegistryError([exc]) from None
+    c = _Checker(path)
+    if not isinstance(data, LineDict):
+        raise RegistryError([YamlProblem(path, 1, "the file must be a mapping (keywords:, agencies:, replies: …)")])
+
+    for key in data:
+        if key not in TOP_KEYS:
+            c.add(data.line_of(key), f"unknown key {key!r} (expected one of {', '.join(sorted(TOP_KEYS))})")
+
+    # Every word a citizen may type first, to detect collisions:
+    # compact word -> (owner, literal, line).
+    taken: dict[str, tuple[str, str, int]] = {}
+
+    def claim(word: str, owner: str, line: int) -> bool:
+        key = compact(word) if word != "?" else "?"
+        if key in taken and taken[key][0] != owner:
+            other, _, other_line = taken[key]
+            c.add(line, f"{word!r} of {owner} collides with {other} (line {other_line})")
+            return False
+        if key in taken:
+            # "KEMENPAN RB" beside KEMENPANRB is a harmless spelling variant;
+            # the same word written twice is a slip worth pointing out.
+            if taken[key][1] == word:
+                c.add(line, f"duplicate {word!r} in {owner} (line {taken[key][2]})")
+            return False
+        taken[key] = (owner, word, line)
+        return True
+
+    commands: dict[str, str] = {}
+    short_only: set[str] = set()
+    node = data.get("commands")
+    if not isinstance(node, LineDict):
+        c.add(data.line_of("commands"), "commands: must map status/help/stop to lists of words")
+    else:
+        for cmd, words in node.items():
+            if cmd == "short_only":
+                continue
+            if cmd not in COMMANDS:
+                c.add(node.line_of(cmd), f"unknown command {cmd!r} (expected {', '.join(COMMANDS)})")
+                continue
+            for word, line in c.words(words, node.line_of(cmd), f"commands.{cmd}"):
+                if claim(word, f"command {cmd}", line):
+                    commands[compact(word) if word != "?" else "?"] = cmd
+        for cmd in ("status", "help"):
+            if cmd not in node:
+                c.add(node.line, f"commands: {cmd} is required")
+        for word, line in c.words(node.get("short_only"), node.line_of("short_only"), "commands.short_only"):
+            if compact(word) not in commands:
+                c.add(line, f"commands.short_only: {word!r} is not a command word")
+            else:
+                short_only.add(compact(word))
+
+    keywords: dict[str, str] = {}
+    node = data.get("keywords")
+    if not isinstance(node, LineDict):
+        c.add(data.line_of("keywords"), "keywords: must map aduan/aspirasi/info to lists of words")
+    else:
+        for kind, words in node.items():
+            if kind not in KINDS:
+                c.add(node.line_of(kind), f"unknown kind {kind!r} (expected {', '.join(KINDS)})")
+                continue
+            for word, line in c.words(words, node.line_of(kind), f"keywords.{kind}"):
+                if claim(word, f"keyword {kind}", line):
+                    keywords[compact(word)] = kind
+
+    generic: set[str] = set()
+    gnode = data.get("generic")
+    for word, line in c.words(gnode, data.line_of("generic"), "generic"):
+        if claim(word, "the generic prefix", line):
+            generic.add(compact(word))
+
+    flags: dict[str, str] = {}
+    node = data.get("flags")
+    if node is not None:
+        if not isinstance(node, LineDict):
+            c.add(data.line_of("flags"), "flags: must map confidential/anonymous to lists of words")
+        else:
+            for flag, words in node.items():
+                if flag not in FLAGS:
+                    c.add(node.line_of(flag), f"unknown flag {flag!r} (expected {', '.join(FLAGS)})")
+                    continue
+                for word, _line in c.words(words, node.line_of(flag), f"flags.{flag}"):
+                    flags[compact(word)] = flag
+
+    agencies: dict[str, Agency] = {}
+    names: dict[str, str] = {}
+    node = data.get("agencies")
+    if not isinstance(node, LineDict) or not node:
+        c.add(data.line_of("agencies"), "agencies: must map agency codes to their name and aliases")
+        node = LineDict()
+        node.key_lines = {}
+    for code, spec in node.items():
+        line = node.line_of(code)
+        if not WORD.match(code) or " " in code:
+            c.add(line, f"agency code {code!r} must be one word of capital letters and digits")
+            continue
+        if not isinstance(spec, LineDict):
+            c.add(line, f"agency {code}: expected name:, aliases:, parent:")
+            continue
+        for key in spec:
+            if key not in AGENCY_KEYS:
+                c.add(spec.line_of(key), f"agency {code}: unknown key {key!r} "
+                      f"(expected one of {', '.join(sorted(AGENCY_KEYS))})")
+        name = spec.get("name")
+        if not isinstance(name, str) or not name.strip():
+            c.add(spec.line_of("name"), f"agency {code}: name is required")
+            name = code
+        aliases = c.words(spec.get("aliases"), spec.line_of("aliases"), f"agency {code} aliases")
+        parent = spec.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            c.add(spec.line_of("parent"), f"agency {code}: parent must be an agency code")
+            parent = None
+        # Units reached by disposition only (no prefix of their own) still
+        # have a code, which a citizen may type.
+        if claim(code, f"agency {code}", line):
+            names[compact(code)] = code
+        for alias, alias_line in aliases:
+            if not WORD.match(alias):
+                c.add(alias_line, f"agency {code}: alias {alias!r} must be one or two words of letters and digits")
+                continue
+            if claim(alias, f"agency {code}", alias_line):
+                names[compact(alias)] = code
+        extra = {k: v for k, v in spec.items() if k not in {"name", "aliases", "parent"}}
+        agencies[code] = Agency(code, name.strip(), tuple(a for a, _ in aliases), parent, line, extra)
+    for code, agency in agencies.items():
+        if agency.parent and agency.parent not in agencies:
+            spec = node.get(code)
+            c.add(spec.line_of("parent") if isinstance(spec, LineDict) else agency.line,
+                  f"agency {code}: parent {agency.parent!r} is not a registered agency")
+
+    replies: dict[str, str] = {}
+    rnode = data.get("replies")
+    if not isinstance(rnode, LineDict):
+        c.add(data.line_of("replies"), "replies: must map reply names to texts")
+    else:
+        for name, template in rnode.items():
+            line = rnode.line_of(name)
+            if name not in REPLY_PLACEHOLDERS:
+                c.add(line, f"unknown reply {name!r} (expected one of {', '.join(sorted(REPLY_PLACEHOLDERS))})")
+                continue
+            if not isinstance(template, str) or not template.strip():
+                c.add(line, f"reply {name}: must be a text")
+                continue
+            template = " ".join(template.split())  # YAML folding leaves stray spaces
+            trouble = _check_template(name, template, agencies)
+            if trouble:
+                c.add(line, f"reply {name}: {trouble}")
+                continue
+            replies[name] = template
+        for name in REPLY_PLACEHOLDERS:
+            if name not in rnode and name not in OPTIONAL_REPLIES:
+                c.add(rnode.line, f"replies: {name} is required")
+
+    if c.problems:
+        raise RegistryError(c.problems)
+    return Registry(
+        path=path,
+        version=hashlib.sha256(text.encode()).hexdigest()[:12],
+        agencies=agencies,
+        names=names,
+        keywords=keywords,
+        generic=frozenset(generic),
+        commands=commands,
+        flags=flags,
+        short_only=frozenset(short_only),
+        replies=replies,
+        raw=dict(data),
+    )
+
+
+def _check_template(name: str, template: str, agencies: dict[str, Agency]) -> str | None:
+    """Why a template is unusable: unknown placeholder, or over one GSM-7 segment."""
+    allowed = REPLY_PLACEHOLDERS[name]
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        return f"cannot be read as a template ({exc})"
+    unknown = fields - allowed
+    if unknown:
+        return (f"unknown placeholder {{{sorted(unknown)[0]}}} "
+                f"(allowed: {', '.join('{' + a + '}' for a in sorted(allowed))})")
+    if not gsm.is_gsm7(template):
+        bad = next(ch for ch in template if not gsm.is_gsm7(ch))
+        return f"character {bad!r} is not GSM-7: the reply would cost a UCS-2 SMS of 70 characters"
+    samples = [{**_LONGEST_SAMPLE, "agency": a.code, "agency_name": a.name} for a in agencies.values()]
+    samples = samples or [{**_LONGEST_SAMPLE, "agency": "KEMENHUB", "agency_name": "Kementerian Perhubungan"}]
+    for values in samples:
+        text = template.format(**values)
+        length = gsm.measure(text)
+        if length.segments > 1:
+            who = f" for agency {values['agency']}" if {"agency", "agency_name"} & fields else ""
+            return (f"{length.units} characters{who} with realistic values, over one SMS "
+                    f"(160 GSM-7 characters; ^{{}}\\[~]|€ count two)")
+    return None
+
+
+class RegistryHolder:
+    """The registry in force; re-reads the file when it changes, keeps the last good one."""
+
+    def __init__(self, path: str | Path, check_interval: float = 1.0) -> None:
+        self.path = str(path)
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._registry: Registry | None = None
+        self._stamp: tuple[float, int] | None = None
+        self._checked = 0.0
+        self.last_error: RegistryError | None = None
+
+    def _file_stamp(self) -> tuple[float, int] | None:
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    def get(self) -> Registry:
+        """The registry in force (loading it the first time, raising if it was never valid)."""
+        now = time.monotonic()
+        if self._registry is not None and now - self._checked < self.check_interval:
+            return self._registry
+        with self._lock:
+            self._checked = now
+            stamp = self._file_stamp()
+            if self._registry is not None and stamp == self._stamp:
+                return self._registry
+            try:
+                registry = parse_registry(self.path)
+            except RegistryError as exc:
+                if self._registry is None:
+                    raise
+                if self.last_error is None or str(exc) != str(self.last_error):
+                    log.error("prefixes file has errors; keeping version %s in force:\n%s",
+                              self._registry.version, exc)
+                self.last_error = exc
+                self._stamp = stamp
+                return self._registry
+            if self._registry is not None and registry.version != self._registry.version:
+                log.info("prefixes file reloaded: version %s -> %s", self._registry.version, registry.version)
+            self._registry, self._stamp, self.last_error = registry, stamp, None
+            return registry
