@@ -148,6 +148,19 @@ def _jakarta() -> Any:
 def process_inbound(inbound_id: int) -> str:
     """Parse stored SMS ``inbound_id``, create its report or answer, and queue the reply."""
     settings = get_settings()
+    try:
+        return _process_inbound(settings, inbound_id)
+    except Exception as exc:
+        # Leave a trace an operator sees in `sms-gateway messages`, then let RQ retry.
+        with session_factory(settings.DATABASE_URL)() as session:
+            session.execute(update(InboundMessage).where(
+                InboundMessage.id == inbound_id, InboundMessage.state == InboundState.RECEIVED,
+            ).values(error=f"{type(exc).__name__}: {exc}"[:2000]))
+            session.commit()
+        raise
+
+
+def _process_inbound(settings: Settings, inbound_id: int) -> str:
     sessions = session_factory(settings.DATABASE_URL)
     with sessions() as session:
         msg = session.get(InboundMessage, inbound_id)
