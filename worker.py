@@ -1,12 +1,12 @@
 """RQ worker for the gateway's queues: ``python worker.py [QUEUE ...]``.
 
-Imports the job code before forking (RQ's performance advice), so each job
-starts without re-importing SQLAlchemy, Twilio and the parser.
+Imports the job code up front (RQ's performance advice), so no job pays for
+importing SQLAlchemy, Twilio and the parser. Same as ``sms-gateway worker``.
 """
 
 import sys
 
-import sms_gateway.jobs  # noqa: F401 - preload job code before forking
+import sms_gateway.jobs  # noqa: F401 - preload the job code
 from sms_gateway.cli import run_worker
 
 if __name__ == "__main__":

@@ -27,16 +27,25 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- processes
 
-def run_worker(queues: list[str] | None = None, burst: bool = False) -> int:
-    """Run an RQ worker (with its scheduler, which RQ retries need) on the gateway's queues."""
-    from rq import Worker
+def run_worker(queues: list[str] | None = None, burst: bool = False, fork: bool = False) -> int:
+    """Run an RQ worker (with its scheduler, which RQ retries need) on the gateway's queues.
+
+    Jobs run in the worker process itself (RQ's SimpleWorker) unless ``fork``:
+    our jobs take milliseconds, and forking a work horse per job would cost more
+    than the job and throw away the parsed registry each time. A worker that
+    dies mid-job is covered by RQ's abandoned-job handling and our sweeper.
+    """
+    from rq import SimpleWorker, Worker
 
     from . import queue as q
+    from .jobs import registry_for
 
     settings = get_settings()
     configure_logging(settings.LOG_LEVEL)
+    registry_for(settings)  # fail at start, not at the first SMS, if prefixes.yaml is broken
     names = list(queues) if queues else list(q.QUEUES)
-    worker = Worker([q.get_queue(settings, n) for n in names], connection=q.get_redis(settings))
+    worker_class = Worker if fork else SimpleWorker
+    worker = worker_class([q.get_queue(settings, n) for n in names], connection=q.get_redis(settings))
     ok = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
     return 0 if ok or not burst else 1
 
@@ -44,11 +53,10 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> int:
 @main.command()
 @click.option("--queue", "queues", multiple=True, help="Queue to consume (default: inbound, outbound, default).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(queues: tuple[str, ...], burst: bool) -> None:
+@click.option("--fork", is_flag=True, help="Run each job in a forked work horse (RQ's default Worker).")
+def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run a worker: parse stored SMS, create reports, send replies."""
-    import sms_gateway.jobs  # noqa: F401 - preload job code before forking
-
-    sys.exit(run_worker(list(queues), burst))
+    sys.exit(run_worker(list(queues), burst, fork))
 
 
 @main.command()
