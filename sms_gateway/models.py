@@ -172,6 +172,13 @@ class Report(Base):
     special: Mapped[bool] = mapped_column(Boolean, default=False)
     disposition_due: Mapped[date | None] = mapped_column(Date)
     followup_due: Mapped[date | None] = mapped_column(Date)
+    # Lifecycle (migration 0002, see sms_gateway/agencies/lifecycle.py): when the
+    # deadlines were met, and the reporter's window to answer a follow-up (BALAS).
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    followed_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # first follow-up
+    last_followup_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    response_due: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Why the report went where it went: prefix, matched keywords, rule, score.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -193,6 +200,9 @@ class ReportEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
     status: Mapped[str] = mapped_column(String(24))
+    # What happened (migration 0002): status, disposition, return, answer,
+    # citizen_response, auto_close; None for the entry created with the report.
+    action: Mapped[str | None] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64), default="system")
     agency: Mapped[str | None] = mapped_column(String(32))
@@ -208,3 +218,77 @@ class OptOut(Base):
 
     recipient: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --------------------------------------------------------------------------- agencies (issue 6)
+
+
+class ApiToken(Base):
+    """An API token of an agency (or of the central admin); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
+    hint: Mapped[str] = mapped_column(String(16))  # first characters, to recognise it in lists
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None for admin tokens
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Escalation(Base):
+    """A missed deadline recorded against an agency: level 1 intervention, level 2 reprimand."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        # The guard that makes the escalation job idempotent.
+        UniqueConstraint("report_id", "deadline", "level", name="uq_escalation_report_deadline_level"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None: central queue
+    deadline: Mapped[str] = mapped_column(String(16))  # disposition, followup
+    level: Mapped[int] = mapped_column(Integer)
+    due: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class CitizenResponse(Base):
+    """The reporter's answer to a follow-up (``BALAS <nomor> <teks>``)."""
+
+    __tablename__ = "citizen_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    # One response per SMS: processing the same SMS twice adds nothing.
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One JSON POST to an agency's or coordinator's webhook, and how it went."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_state_updated", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Makes "push this event" idempotent: a re-run finds the existing row.
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    recipient: Mapped[str] = mapped_column(String(32), index=True)  # agency or coordinator code
+    recipient_kind: Mapped[str] = mapped_column(String(16), default="agency")  # agency, coordinator
+    event: Mapped[str] = mapped_column(String(32))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    url: Mapped[str | None] = mapped_column(String(512))  # where the last attempt went
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, delivering, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
