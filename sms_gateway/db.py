@@ -44,7 +44,10 @@ def _create(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping: it costs a round trip per transaction. A connection dropped by
+    # a database restart fails one transaction (the provider or RQ retries it)
+    # and SQLAlchemy then replaces the whole pool.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 @lru_cache(maxsize=8)

@@ -67,3 +67,15 @@ def enqueue(settings: Settings, queue: str, func: Callable[..., Any], *args: Any
         func, *args, job_id=job_id, retry=retry_policy(settings),
         result_ttl=3600, failure_ttl=7 * 24 * 3600,
     )
+
+
+def enqueue_many(settings: Settings, queue: str, func: Callable[..., Any],
+                 calls: list[tuple[tuple[Any, ...], str]]) -> None:
+    """Enqueue ``func(*args)`` for each (args, job_id) in one Redis pipeline."""
+    q = get_queue(settings, queue)
+    retry = retry_policy(settings)
+    jobs = [Queue.prepare_data(func, args, job_id=job_id, retry=retry, result_ttl=3600,
+                               failure_ttl=7 * 24 * 3600) for args, job_id in calls]
+    with q.connection.pipeline() as pipe:
+        q.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()

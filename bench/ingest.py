@@ -1,0 +1,198 @@
+"""Ingest throughput: signed Twilio webhooks against gunicorn, next to a bare Flask endpoint.
+
+Both apps are served the same way (gunicorn, same workers) in the same run and
+loaded by wrk with pre-signed, unique requests (wrk's Lua cannot compute
+HMAC-SHA1). The bare endpoint parses the form and answers the same empty TwiML:
+it is the ceiling of the stack (HTTP + gunicorn + Flask) on this machine. The
+gateway adds what a message needs before it is acknowledged: the signature
+check, the committed INSERT and the RQ enqueue.
+
+    apt-get install wrk
+    .venv/bin/python bench/ingest.py [--requests 20000] [--connections 16] [--database postgresql]
+
+Needs Redis on 127.0.0.1:6379 (uses db 14, flushed) and, for PostgreSQL, the
+local server (a scratch database ``bench_ingest`` is created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+TOKEN = "bench-token-0123456789abcdef"
+PUBLIC = "https://gateway.bench"
+REDIS = "redis://127.0.0.1:6379/14"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_BENCH = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest"
+
+LUA = r"""
+local bodies, sigs, i = {}, {}, 0
+for line in io.lines("%(file)s") do
+  local sig, body = line:match("^(%%S+) (.*)$")
+  table.insert(sigs, sig); table.insert(bodies, body)
+end
+request = function()
+  i = i + 1
+  if i > #bodies then i = 1 end
+  return wrk.format("POST", "%(path)s", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["X-Twilio-Signature"] = sigs[i]}, bodies[i])
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def write_requests(path: Path, n: int) -> None:
+    validator = RequestValidator(TOKEN)
+    texts = ["KEMENHUB ADUAN bus AKAP masih jual tiket mudik di terminal kampung rambutan",
+             "PLN ADUAN listrik mati dr jam 5 sore di kel. margahayu bekasi timur",
+             "CEK 45218736", "jalan rusak parah di jl. siliwangi bekasi timur dekat lampu merah"]
+    with path.open("w") as f:
+        for i in range(n):
+            sid = "SM" + uuid.uuid4().hex
+            params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "ACbench",
+                      "From": f"+62812{i % 10_000_000:08d}", "To": "1708", "Body": texts[i % len(texts)],
+                      "NumSegments": "1", "NumMedia": "0"}
+            sig = validator.compute_signature(PUBLIC + "/sms/twilio", params)
+            f.write(f"{sig} {urlencode(params)}\n")
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+           "--worker-class", "gthread", "--threads", str(threads),
+           "--chdir", str(ROOT), "--log-level", "warning", app]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_http(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_wrk(port: int, path: str, requests_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    lua = requests_file.with_suffix(".lua")
+    lua.write_text(LUA % {"file": requests_file, "path": path})
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stderr or out.stdout}")
+    out = out.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rate": rate, "p50": pct("50"), "p99": pct("99"), "non2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def prepare_database(kind: str, tmp: Path) -> str:
+    from sqlalchemy import create_engine, text
+
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.sqlite3'}"
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS bench_ingest WITH (FORCE)"))
+        conn.execute(text("CREATE DATABASE bench_ingest"))
+    engine.dispose()
+    return PG_BENCH
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="gthread threads per worker (as WEB_THREADS)")
+    parser.add_argument("--rounds", type=int, default=2, help="bare/gateway pairs, interleaved")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+
+    from redis import Redis
+
+    from sms_gateway.cli import upgrade_database
+    from sms_gateway.config import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    db_url = prepare_database(args.database, tmp)
+    upgrade_database(Settings({"DATABASE_URL": db_url}))
+    Redis.from_url(REDIS).flushdb()
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS, "TWILIO_AUTH_TOKEN": TOKEN,
+           "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    # Enough unique requests that no MessageSid repeats within a run (a duplicate is cheaper).
+    requests_file = tmp / "requests.txt"
+    write_requests(requests_file, 60_000 * args.seconds // 10 + 1000)
+
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "gateway": []}
+    for _ in range(args.rounds):
+        for name, app, path in (("bare", "bench.bare_app:app", "/sms/twilio"), ("gateway", "app:app", "/sms/twilio")):
+            port = free_port()
+            proc = gunicorn(app, port, env, args.workers, args.threads)
+            try:
+                run_wrk(port, path, requests_file, 2, args.connections)  # warm-up
+                results[name].append(run_wrk(port, path, requests_file, args.seconds, args.connections))
+            finally:
+                stop(proc)
+    stored = Redis.from_url(REDIS).llen("rq:queue:inbound")
+
+    def best(name: str) -> dict[str, float]:
+        return max(results[name], key=lambda r: r["rate"])
+
+    bare, gw = best("bare"), best("gateway")
+    print(f"machine: {os.cpu_count()} cores; gunicorn gthread --workers {args.workers} --threads {args.threads}; "
+          f"wrk -t1 -c{args.connections} -d{args.seconds}s; database {args.database}; "
+          f"best of {args.rounds} interleaved rounds")
+    print(f"{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in (("bare", bare), ("gateway", gw)):
+        print(f"{name:10} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
+    print(f"ratio gateway/bare: {gw['rate'] / bare['rate']:.2f} (target >= 0.50)")
+    print(f"messages enqueued for the worker: {stored}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
