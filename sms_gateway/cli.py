@@ -353,6 +353,10 @@ def config_cmd(markdown: bool) -> None:
 
 # --------------------------------------------------------------------------- rules engine (classify)
 
+from .rules.cli import classify_cmd  # noqa: E402 - registered in this section
+
+main.add_command(classify_cmd)
+
 
 # --------------------------------------------------------------------------- GSM modem
 

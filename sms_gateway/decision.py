@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from . import deadlines
 from .parsing import ParsedSMS
-from .registry import Registry
+from .registry import Registry, compact
+from .rules import engine_for
+
+_FIRST_WORD = re.compile(r"[^\s.,:;#\-/]+")
 
 
 @dataclass
@@ -25,15 +29,46 @@ class Decision:
 
 
 def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Decision:
-    """Route a parsed report: its prefix when it names an agency, else the central queue."""
+    """Route a parsed report.
+
+    The prefix decides the agency when it names one; otherwise (no prefix, an
+    unknown one, or the generic LAPOR) the rules engine does, and without a
+    confident rule the report goes to the central queue. The category, and with
+    it the deadlines, always come from the rules. A text with nothing but
+    greetings and "I want to report" becomes kind ``unknown``: no report, the
+    citizen is asked for the content.
+    """
+    verdict = engine_for(registry).evaluate(parsed.body)
+    kind = parsed.kind
+    if parsed.agency is None and parsed.keyword is None:
+        kind = _leading_keyword(parsed.body, registry) or kind
+    if not verdict.has_content:
+        kind = "unknown"
+    if parsed.agency:
+        agency, decided_by = parsed.agency, "prefix"
+    elif verdict.agency:
+        agency, decided_by = verdict.agency, "rules"
+    else:
+        agency, decided_by = None, "central"
     evidence: dict[str, Any] = {
         "prefix": parsed.prefix,
         "prefix_match": parsed.prefix_match,
         "matched_alias": parsed.matched_alias,
         "keyword": parsed.keyword,
         "registry_version": registry.version,
-        "decided_by": "prefix" if parsed.agency else "central",
+        "decided_by": decided_by,
+        "rules": verdict.evidence(),
     }
-    disposition, followup = deadlines.due_dates(received_at, special=False)
-    return Decision(agency=parsed.agency, kind=parsed.kind, evidence=evidence,
-                    disposition_due=disposition, followup_due=followup)
+    if verdict.days is not None:
+        disposition = deadlines.add_working_days(received_at, verdict.days[0])
+        followup = deadlines.add_working_days(received_at, verdict.days[1])
+    else:
+        disposition, followup = deadlines.due_dates(received_at, special=False)
+    return Decision(agency=agency, kind=kind, category=verdict.category, special=verdict.special,
+                    evidence=evidence, disposition_due=disposition, followup_due=followup)
+
+
+def _leading_keyword(body: str, registry: Registry) -> str | None:
+    """Kind of a report that starts with its keyword but no prefix ("SARAN tambah halte …")."""
+    match = _FIRST_WORD.match(body)
+    return registry.keywords.get(compact(match.group())) if match else None

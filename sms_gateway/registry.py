@@ -296,6 +296,10 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
             if name not in rnode and name not in OPTIONAL_REPLIES:
                 c.add(rnode.line, f"replies: {name} is required")
 
+    # Rules are part of the file: a broken rule refuses the whole edit, like a broken prefix.
+    from .rules import check_rules
+
+    c.problems.extend(check_rules(path, data, {code: a.parent for code, a in agencies.items()}))
     if c.problems:
         raise RegistryError(c.problems)
     return Registry(

@@ -1,0 +1,268 @@
+"""Scoring a message against the rules: which agency, which category, and why.
+
+For every rule whose keywords are found (and none of its vetoes, and one of the
+phrases it requires, if any), each distinct keyword found adds the rule's
+weight to its agency. A unit with a ``parent`` (Dinas Perhubungan Kota
+Bekasi) scores for the agency that receives its reports (Pemerintah Kota
+Bekasi), which disposes the report to it: the unit is kept as a suggestion.
+
+An agency wins when it reaches ``min_score`` and is strictly ahead of the next
+one on (score, highest priority of its matched rules); anything else — nothing
+found, too little, a tie nobody breaks — leaves the report to the central queue.
+Categories score the same way against ``category_min_score``; among those
+that reach it a special category comes first, then the higher score, then the
+one written first in the file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .matcher import Matcher
+from .normalize import exact_key, phrase_key
+from .schema import Category, Phrase, Rule, RuleSet
+
+_KEYWORD, _VETO, _REQUIRES = 0, 1, 2
+_SCORES_SHOWN = 5  # runner-up scores kept in the evidence
+
+
+@dataclass(frozen=True)
+class Match:
+    """A keyword found in the text, and what it counted for."""
+
+    keyword: str
+    owner: str  # agency code or category name
+    rule: str  # rule label
+    weight: float
+    line: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON view."""
+        return {"keyword": self.keyword, "for": self.owner, "rule": self.rule,
+                "weight": _num(self.weight), "line": self.line}
+
+
+@dataclass
+class Verdict:
+    """What the rules say about one text."""
+
+    agency: str | None = None  # None: no confident rule
+    unit: str | None = None  # a unit of ``agency`` the report should be disposed to
+    score: float = 0.0
+    rule: str | None = None  # the winning agency's strongest rule
+    reason: str = "no rule matched"
+    category: str | None = None
+    special: bool = False
+    days: tuple[int, int] | None = None  # the category's working days, if any
+    category_score: float = 0.0
+    category_rule: str | None = None
+    has_content: bool = True  # False: greetings and "I want to report" only
+    scores: dict[str, float] = field(default_factory=dict)  # agency -> score, best first
+    vetoed: list[str] = field(default_factory=list)  # "RULE by 'phrase'"
+    needs_context: list[str] = field(default_factory=list)  # rules found without what they require
+    hits: list[tuple[Rule, Phrase]] = field(default_factory=list)  # keywords that counted
+
+    @property
+    def matched(self) -> list[Match]:
+        """The keywords that counted, in the order of the rules."""
+        return [Match(p.text, r.owner, r.label, r.weight, p.line) for r, p in self.hits]
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-ready explanation stored with the report."""
+        return {
+            "agency": self.agency,
+            "unit": self.unit,
+            "score": _num(self.score),
+            "rule": self.rule,
+            "reason": self.reason,
+            "category": self.category,
+            "category_score": _num(self.category_score),
+            "category_rule": self.category_rule,
+            "matched": [m.to_dict() for m in self.matched],
+            "scores": {k: _num(v) for k, v in self.scores.items()},
+            "vetoed": self.vetoed,
+            "needs_context": self.needs_context,
+            "content": self.has_content,
+        }
+
+
+def _num(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+class Engine:
+    """The rules of one registry version, compiled into one automaton."""
+
+    def __init__(self, ruleset: RuleSet, version: str = "") -> None:
+        self.ruleset = ruleset
+        self.version = version
+        self.normalizer = ruleset.normalizer
+        self._rules = ruleset.rules
+        # Where each rule's points go: its category, or the agency receiving its owner's reports.
+        self._dest = [r.owner if r.for_category else ruleset.destination.get(r.owner, r.owner)
+                      for r in ruleset.rules]
+        self._index: dict[str, list[tuple[int, int, Phrase]]] = {}
+        for rule_id, rule in enumerate(ruleset.rules):
+            for role, phrases in ((_KEYWORD, rule.keywords), (_VETO, rule.veto), (_REQUIRES, rule.requires)):
+                for phrase in phrases:
+                    self._index.setdefault(phrase.key, []).append((rule_id, role, phrase))
+        self.matcher = Matcher(self._index)
+        # Only pay for a second, unstemmed copy of each text when some keyword needs it.
+        self._exact = any(p.exact for entries in self._index.values() for _r, _role, p in entries)
+
+    @property
+    def rule_count(self) -> int:
+        """Number of rules (agencies' and categories')."""
+        return len(self._rules)
+
+    def evaluate(self, text: str) -> Verdict:
+        """Score ``text`` against every rule in one pass."""
+        words, stems = self.normalizer.analyse(text)
+        padded = phrase_key(stems)
+        if self._exact:
+            padded += exact_key(words)[1:]
+        found = self.matcher.find(padded)
+        verdict = Verdict()
+        if not found:
+            no_content = self.ruleset.no_content
+            verdict.has_content = any(s not in no_content for s in stems)
+            return verdict
+
+        hits: dict[int, list[Phrase]] = {}
+        vetoes: dict[int, Phrase] = {}
+        context: set[int] = set()
+        index = self._index
+        for key in found:
+            for rule_id, role, phrase in index[key]:
+                if role == _KEYWORD:
+                    if rule_id in hits:
+                        hits[rule_id].append(phrase)
+                    else:
+                        hits[rule_id] = [phrase]
+                elif role == _VETO:
+                    vetoes.setdefault(rule_id, phrase)
+                else:
+                    context.add(rule_id)
+
+        rules, dests = self._rules, self._dest
+        agency_points: dict[str, float] = {}
+        category_points: dict[str, float] = {}
+        agency_priority: dict[str, int] = {}
+        category_priority: dict[str, int] = {}
+        rule_points: dict[int, float] = {}
+        for rule_id in sorted(hits):  # file order: evidence reads like the rules
+            rule = rules[rule_id]
+            if rule_id in vetoes:
+                verdict.vetoed.append(f"{rule.label} by {vetoes[rule_id].text!r}")
+                continue
+            if rule.requires and rule_id not in context:
+                verdict.needs_context.append(rule.label)
+                continue
+            phrases = hits[rule_id]
+            points = rule.weight * len(phrases)
+            rule_points[rule_id] = points
+            verdict.hits.extend((rule, p) for p in phrases)
+            dest = dests[rule_id]
+            if rule.for_category:
+                table, priority = category_points, category_priority
+            else:
+                table, priority = agency_points, agency_priority
+            table[dest] = table.get(dest, 0.0) + points
+            if dest not in priority or rule.priority > priority[dest]:
+                priority[dest] = rule.priority
+
+        self._choose_agency(verdict, agency_points, agency_priority, rule_points)
+        if category_points:
+            self._choose_category(verdict, category_points, category_priority, rule_points)
+        return verdict
+
+    def _choose_agency(self, verdict: Verdict, points: dict[str, float], priority: dict[str, int],
+                       rule_points: dict[int, float]) -> None:
+        ranked = sorted(points, key=lambda a: (points[a], priority[a]), reverse=True)
+        verdict.scores = {a: points[a] for a in ranked[:_SCORES_SHOWN]}
+        if not ranked:
+            if verdict.vetoed or verdict.needs_context:
+                verdict.reason = "every rule found was vetoed or lacked the context it requires"
+            return
+        best = ranked[0]
+        verdict.score = points[best]
+        if points[best] < self.ruleset.min_score:
+            verdict.reason = f"best score {points[best]:g} ({best}) is below min_score {self.ruleset.min_score:g}"
+            return
+        if len(ranked) > 1:
+            second = ranked[1]
+            if (points[second], priority[second]) == (points[best], priority[best]):
+                tied = [a for a in ranked if (points[a], priority[a]) == (points[best], priority[best])]
+                verdict.reason = f"tie at score {points[best]:g} between {', '.join(tied)}"
+                return
+        verdict.agency = best
+        verdict.reason = "confident"
+        # Which of the agency's units (or itself) the points came from: a disposition hint.
+        units: dict[str, float] = {}
+        for rule_id, p in rule_points.items():
+            rule = self._rules[rule_id]
+            if not rule.for_category and self._dest[rule_id] == best:
+                units[rule.owner] = units.get(rule.owner, 0.0) + p
+        top = max(units.values())
+        leaders = [u for u, p in units.items() if p == top]
+        if len(leaders) == 1 and leaders[0] != best:
+            verdict.unit = leaders[0]
+        verdict.rule = self._strongest(best, rule_points, category=False)
+
+    def _choose_category(self, verdict: Verdict, points: dict[str, float], priority: dict[str, int],
+                         rule_points: dict[int, float]) -> None:
+        categories = self.ruleset.categories
+        # A report that qualifies for a special category must get the faster deadlines.
+        ranked = sorted((c for c in points if points[c] >= self.ruleset.category_min_score),
+                        key=lambda c: (categories[c].special, points[c], priority[c], -categories[c].order),
+                        reverse=True)
+        if not ranked:
+            return
+        best: Category = categories[ranked[0]]
+        verdict.category = best.name
+        verdict.special = best.special
+        verdict.days = best.days
+        verdict.category_score = points[best.name]
+        verdict.category_rule = self._strongest(best.name, rule_points, category=True)
+
+    def _strongest(self, owner: str, rule_points: dict[int, float], *, category: bool) -> str:
+        """Label of the rule that gave ``owner`` (an agency with its units, or a category) most points."""
+        candidates = [(points, -rule_id) for rule_id, points in rule_points.items()
+                      if self._dest[rule_id] == owner and self._rules[rule_id].for_category == category]
+        _points, neg_id = max(candidates)
+        rule = self._rules[-neg_id]
+        return f"{rule.label}, {self.ruleset.path}:{rule.line}"
+
+
+_CACHE: OrderedDict[str, Engine] = OrderedDict()
+_CACHE_SIZE = 4  # the version in force plus a few recent ones (tests, `prefixes check`)
+_LOCK = threading.Lock()
+
+
+def build(path: str, raw: dict[str, Any], parents: dict[str, str | None], version: str = "") -> Engine:
+    """Compile an engine from registry data; raise ``ValueError`` listing the problems."""
+    from .schema import load_ruleset
+
+    ruleset, problems = load_ruleset(path, raw, parents)
+    if problems:
+        raise ValueError("\n".join(p.render() for p in problems))
+    return Engine(ruleset, version)
+
+
+def engine_for(registry: Any) -> Engine:
+    """The engine of a registry version, built once and kept while that version is in use."""
+    key = f"{registry.path}\0{registry.version}"
+    with _LOCK:
+        engine = _CACHE.get(key)
+        if engine is not None:
+            _CACHE.move_to_end(key)
+            return engine
+        parents = {code: agency.parent for code, agency in registry.agencies.items()}
+        engine = build(registry.path, registry.raw, parents, registry.version)
+        _CACHE[key] = engine
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return engine
