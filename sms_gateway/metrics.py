@@ -1,0 +1,58 @@
+"""Prometheus metrics, read from the database and Redis at scrape time.
+
+Counting rows at scrape time (instead of counters in each process) gives the
+same numbers whichever gunicorn worker answers, and survives restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from . import queue
+from .config import Settings
+from .db import session_factory
+from .models import InboundMessage, OutboundMessage, Report
+
+
+class GatewayCollector(Collector):
+    """Messages by state and channel, reports by status, queue lengths."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the current values."""
+        inbound = GaugeMetricFamily("sms_gateway_inbound_messages", "Inbound SMS by channel and state",
+                                    labels=["channel", "state"])
+        outbound = GaugeMetricFamily("sms_gateway_outbound_messages", "Outbound SMS by channel and state",
+                                     labels=["channel", "state"])
+        reports = GaugeMetricFamily("sms_gateway_reports", "Reports by agency and status",
+                                    labels=["agency", "status"])
+        with session_factory(self.settings.DATABASE_URL)() as session:
+            for channel, state, n in session.execute(
+                    select(InboundMessage.channel, InboundMessage.state, func.count())
+                    .group_by(InboundMessage.channel, InboundMessage.state)):
+                inbound.add_metric([channel, state], n)
+            for channel, state, n in session.execute(
+                    select(OutboundMessage.channel, OutboundMessage.state, func.count())
+                    .group_by(OutboundMessage.channel, OutboundMessage.state)):
+                outbound.add_metric([channel, state], n)
+            for agency, status, n in session.execute(
+                    select(Report.agency, Report.status, func.count()).group_by(Report.agency, Report.status)):
+                reports.add_metric([agency or "central", status], n)
+        yield inbound
+        yield outbound
+        yield reports
+        waiting = GaugeMetricFamily("sms_gateway_queue_jobs", "Jobs waiting in each RQ queue", labels=["queue"])
+        try:
+            from rq import Queue
+
+            for q in Queue.all(connection=queue.get_redis(self.settings)):
+                waiting.add_metric([q.name], q.count)
+        except Exception:  # noqa: BLE001 - Redis down shows as missing queue metrics, /healthz says why
+            pass
+        yield waiting
