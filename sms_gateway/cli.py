@@ -360,6 +360,45 @@ main.add_command(classify_cmd)
 
 # --------------------------------------------------------------------------- GSM modem
 
+@main.command()
+@click.option("--config", "gammurc", type=click.Path(exists=True, dir_okay=False),
+              help="Gammu configuration file (gammurc) describing the modem.")
+@click.option("--section", default=0, show_default=True,
+              help="Section of the gammurc: 0 is [gammu], 1 is [gammu1], …")
+@click.option("--status", "show_status", is_flag=True,
+              help="Print what the running modem process(es) last reported and exit (1 if not all fine).")
+@click.option("--json", "as_json", is_flag=True, help="With --status: print JSON.")
+def modem(gammurc: str | None, section: int, show_status: bool, as_json: bool) -> None:
+    """Own a GSM modem: store the SMS it receives, send the replies queued for it."""
+    from .channels import modem as gsm_modem
+    from .config import set_settings
+
+    settings = get_settings()
+    if show_status:
+        records = gsm_modem.read_status(settings)
+        queued = gsm_modem.queued_replies(settings)
+        if as_json:
+            click.echo(json.dumps({"modems": records, "replies": queued}, indent=1))
+        elif not records:
+            click.echo("no modem process has reported (is `sms-gateway modem` running?)")
+        for record in records if not as_json else []:
+            for line in gsm_modem.format_status(record):
+                click.echo(line)
+        if not as_json:
+            click.echo(f"replies waiting for the modem: {queued['queued']} queued, "
+                       f"{queued['retry_scheduled']} waiting to be retried")
+        healthy = bool(records) and all(r["running"] and r["connected"] and not r["stale"] for r in records)
+        sys.exit(0 if healthy else 1)
+    if not gammurc:
+        raise click.UsageError("give --config GAMMURC (or --status)")
+    configure_logging(settings.LOG_LEVEL)
+    try:
+        gsm_modem.check_config(gammurc, section)
+    except gsm_modem.ModemConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    set_settings(settings)  # the send job reads the process's settings
+    sys.exit(gsm_modem.ModemService(settings, gammurc, section).run())
+
 
 # --------------------------------------------------------------------------- agencies
 

@@ -60,6 +60,18 @@ SETTINGS: tuple[Setting, ...] = (
             "whose job was lost (crash between commit and enqueue).", int),
     Setting("SWEEP_GRACE", "120", "Age in seconds after which an unprocessed message or "
             "unsent reply counts as lost by the sweeper.", int),
+    Setting("MODEM_POLL_INTERVAL", "5", "Seconds between reads of the GSM modem's inboxes (`sms-gateway modem`).",
+            float),
+    Setting("MODEM_MULTIPART_TIMEOUT", "600", "Seconds to wait for the missing parts of a multipart SMS on the "
+            "modem before storing what arrived, marked incomplete.", int),
+    Setting("MODEM_STATUS_INTERVAL", "60", "Seconds between the modem's status lines (signal, battery, "
+            "counters) in its log and in Redis for `sms-gateway modem --status`.", int),
+    Setting("MODEM_RECONNECT_MAX_DELAY", "120", "Longest wait in seconds between attempts to reopen a modem "
+            "that went away (the wait doubles from 1 s).", int),
+    Setting("MODEM_SMSC_NUMBER", None, "SMS centre number for sending through the modem. Unset: the one "
+            "stored on the SIM at MODEM_SMSC_LOCATION."),
+    Setting("MODEM_SMSC_LOCATION", "1", "SIM location of the SMS centre number used when MODEM_SMSC_NUMBER "
+            "is unset.", int),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
