@@ -402,6 +402,11 @@ def modem(gammurc: str | None, section: int, show_status: bool, as_json: bool) -
 
 # --------------------------------------------------------------------------- agencies
 
+from .agencies.cli import agency, deadlines_group  # noqa: E402 - kept in this section
+
+main.add_command(agency)
+main.add_command(deadlines_group)
+
 
 if __name__ == "__main__":
     main()

@@ -72,6 +72,31 @@ SETTINGS: tuple[Setting, ...] = (
             "stored on the SIM at MODEM_SMSC_LOCATION."),
     Setting("MODEM_SMSC_LOCATION", "1", "SIM location of the SMS centre number used when MODEM_SMSC_NUMBER "
             "is unset.", int),
+    # Agencies (sms_gateway/agencies): API, deadlines, escalation, webhooks.
+    Setting("HOLIDAYS_OVERRIDE_FILE", str(PROJECT_ROOT / "holidays_override.yaml"),
+            "Days off added or given back by decree, on top of the `holidays` package "
+            "(Indonesia, public + collective leave); re-read when it changes. Missing file: no changes."),
+    Setting("RESPONSE_WINDOW_DAYS", "10", "Working days a reporter has to answer a follow-up "
+            "(BALAS); a report with no answer by then closes itself.", int),
+    Setting("ESCALATION_INTERVAL", "900", "Seconds between runs of the deadline watch "
+            "(escalations, auto-close of unanswered follow-ups).", int),
+    Setting("ESCALATION_LEVEL2_DAYS", "2", "Working days after a missed deadline before the level 1 "
+            "escalation (intervention) becomes level 2 (reprimand).", int),
+    Setting("NOTIFY_SMS_CHANNEL", "twilio", "Channel for SMS to agency and coordinator admin numbers "
+            "(falls back to the console when not configured)."),
+    Setting("AGENCY_WEBHOOK_SECRET", None, "Master key of the webhook signatures: each agency's "
+            "HMAC-SHA256 key is derived from it (`sms-gateway agency webhook secret CODE`). "
+            "Unset: nothing is pushed (deliveries fail, visible, replayable).", secret=True),
+    Setting("WEBHOOK_TIMEOUT", "10", "Seconds to wait for an agency's webhook to answer.", float),
+    Setting("WEBHOOK_MAX_ATTEMPTS", "8", "Attempts of a webhook delivery that fails temporarily "
+            "before it is marked failed (replay with `sms-gateway agency webhook replay`).", int),
+    Setting("API_NOTE_MAX_LENGTH", "2000", "Longest note (characters) an agency may attach to a "
+            "status change or disposition.", int),
+    Setting("ANSWER_MAX_SEGMENTS", "6", "Longest answer to a citizen sent whole, in SMS parts; "
+            "longer ones must be shortened with a pointer (`\"mode\": \"shorten\"`).", int),
+    Setting("OPEN311_REQUIRE_KEY", "false", "Require an API token on /open311/v2 (then an agency "
+            "token reads only its own reports). Off: public read of non-confidential reports "
+            "without personal data.", bool),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
@@ -153,6 +178,8 @@ def markdown_table() -> str:
             default = "sqlite:///var/gateway.sqlite3"
         elif s.name == "PREFIXES_FILE":
             default = "prefixes.yaml"
+        elif s.name == "HOLIDAYS_OVERRIDE_FILE":
+            default = "holidays_override.yaml"
         lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
     return "\n".join(lines)
 

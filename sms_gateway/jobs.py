@@ -182,6 +182,10 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
 
         if parsed.command == "status":
             text, purpose = _status_reply(session, registry, parsed, msg.sender, short_code), "status"
+        elif parsed.command == "reply":
+            from .agencies.citizen import handle_reply
+
+            text, purpose = handle_reply(session, settings, registry, msg, parsed), "reply"
         elif parsed.command == "help":
             if parsed.agency:
                 agency = registry.agencies[parsed.agency]
@@ -217,6 +221,9 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
                     evidence=decision.evidence,
                     received_at=msg.received_at,
                 )
+                from .agencies.lifecycle import announce_new_report
+
+                announce_new_report(session, settings, registry, report)  # webhook, sent after commit
                 if report.agency:
                     text = registry.render(
                         "ack", tracking=report.tracking_number, agency=report.agency,
@@ -396,4 +403,9 @@ def sweep() -> dict[str, int]:
 # Periodic jobs run by `sms-gateway scheduler` (RQ's CronScheduler): (function, seconds).
 def periodic_jobs(settings: Settings) -> list[tuple[Any, int]]:
     """Jobs the scheduler enqueues at intervals."""
-    return [(sweep, settings.SWEEP_INTERVAL)]
+    from .agencies.citizen import close_unanswered
+    from .agencies.escalation import run_escalations
+    from .agencies.push import sweep_deliveries
+
+    return [(sweep, settings.SWEEP_INTERVAL), (sweep_deliveries, settings.SWEEP_INTERVAL),
+            (run_escalations, settings.ESCALATION_INTERVAL), (close_unanswered, settings.ESCALATION_INTERVAL)]

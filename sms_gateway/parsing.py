@@ -37,7 +37,7 @@ class ParsedSMS:
     kind: str  # aduan, aspirasi, info, status, help, stop
     agency: str | None = None  # agency code from the prefix; None: central queue / not decided
     command: str | None = None  # status, help, stop
-    tracking: str | None = None  # number given to CEK/STATUS
+    tracking: str | None = None  # number given to CEK/STATUS or BALAS
     body: str = ""  # the report text, prefix and keyword removed
     prefix: str | None = None  # the prefix as typed
     prefix_match: str = "none"  # exact, glued, typo, abbreviation, generic, none
@@ -196,6 +196,9 @@ def _command(text: str, tokens: list[_Token], words: list[str],
         if len(rest_words) <= SHORT_COMMAND_WORDS or first not in registry.short_only:
             return ParsedSMS(kind="status", command="status")
         return None  # "status tanah warga di …": a report that starts with an ordinary word
+    if cmd == "reply" and len(tokens) > 1 and tokens[1].text.isdigit():
+        # BALAS <nomor> <tanggapan>: the reporter answers a follow-up (sms_gateway/agencies/citizen.py).
+        return ParsedSMS(kind="reply", command="reply", tracking=tokens[1].text, body=_rest(text, tokens, 2))
     if first in registry.short_only and len(rest_words) > SHORT_COMMAND_WORDS:
         return None  # "bantuan sosial belum cair …" is a report, not a request for help
     return ParsedSMS(kind=cmd, command=cmd)

@@ -27,8 +27,11 @@ COMMANDS = ("status", "help", "stop", "reply")
 FLAGS = ("confidential", "anonymous")
 
 TOP_KEYS = {"keywords", "generic", "commands", "flags", "replies", "agencies",
-            "categories", "slang", "settings"}
+            "categories", "slang", "settings", "coordinators"}
 AGENCY_KEYS = {"name", "aliases", "parent", "rules", "admin_number", "webhook_url"}
+# Who watches agencies' deadlines (sms_gateway/agencies/escalation.py).
+COORDINATOR_KEYS = {"name", "watches", "admin_number", "webhook_url"}
+COORDINATOR_CODE_MAX = 20
 
 # Every reply the gateway sends, with the placeholders it may use. Realistic,
 # longest-case values are substituted when checking that a template fits one SMS.
@@ -43,6 +46,22 @@ REPLY_PLACEHOLDERS: dict[str, set[str]] = {
     "help_agency": {"agency", "agency_name", "short_code"},
     "unknown": {"short_code"},
     "stop": {"short_code"},
+    # To the reporter when an agency acts (sms_gateway/agencies), and answers to BALAS.
+    "notify_disposed": {"tracking", "agency", "short_code"},
+    "notify_followup": {"tracking", "agency", "date", "days", "short_code"},
+    "notify_done": {"tracking", "agency", "short_code"},
+    "notify_archived": {"tracking", "agency", "short_code"},
+    "notify_closed": {"tracking", "days", "short_code"},
+    "answer_header": {"tracking", "agency"},
+    "answer_pointer": {"tracking", "short_code"},
+    "reply_ok": {"tracking", "agency", "date", "short_code"},
+    "reply_usage": {"short_code"},
+    "reply_not_reporter": {"tracking", "short_code"},
+    "reply_not_yet": {"tracking", "status", "days", "short_code"},
+    "reply_closed": {"tracking", "date", "days", "short_code"},
+    # To agency and coordinator admin numbers when deadlines are missed.
+    "escalation_agency": {"agency", "count", "reprimands", "tracking", "short_code"},
+    "escalation_coordinator": {"coordinator", "agency", "count", "reprimands", "short_code"},
 }
 OPTIONAL_REPLIES = {"stop"}
 
@@ -52,6 +71,10 @@ _LONGEST_SAMPLE = {
     "short_code": "1708",
     "status": "ditindaklanjuti",
     "date": "30-12-2026",
+    "days": "10",
+    "count": "9999",
+    "reprimands": "9999",
+    "coordinator": "K" * COORDINATOR_CODE_MAX,
 }
 
 WORD = re.compile(r"^[A-Z0-9]+( [A-Z0-9]+)?$")
@@ -74,6 +97,22 @@ class Agency:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class Coordinator:
+    """Who watches agencies' deadlines: a ministry, a province, the Ombudsman.
+
+    ``watches`` lists agency codes (each covers its units) or ``*`` for every
+    agency and the central queue.
+    """
+
+    code: str
+    name: str
+    watches: tuple[str, ...]
+    admin_number: str | None = None  # E.164
+    webhook_url: str | None = None
+    line: int = 0
+
+
 @dataclass
 class Registry:
     """A validated ``prefixes.yaml``."""
@@ -89,6 +128,7 @@ class Registry:
     short_only: frozenset[str]  # command words that are also ordinary words
     replies: dict[str, str]
     raw: dict[str, Any]
+    coordinators: dict[str, Coordinator] = field(default_factory=dict)
 
     def render(self, name: str, **values: Any) -> str:
         """Fill reply template ``name``."""
@@ -273,6 +313,12 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
             c.add(spec.line_of("parent") if isinstance(spec, LineDict) else agency.line,
                   f"agency {code}: parent {agency.parent!r} is not a registered agency")
 
+    for code in agencies:
+        spec = node.get(code)
+        if isinstance(spec, LineDict):
+            _check_contacts(c, spec, f"agency {code}")
+    coordinators = _coordinators(c, data, agencies)
+
     replies: dict[str, str] = {}
     rnode = data.get("replies")
     if not isinstance(rnode, LineDict):
@@ -314,7 +360,68 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
         short_only=frozenset(short_only),
         replies=replies,
         raw=dict(data),
+        coordinators=coordinators,
     )
+
+
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+
+
+def _check_contacts(c: _Checker, spec: LineDict, owner: str) -> tuple[str | None, str | None]:
+    """Check ``admin_number`` and ``webhook_url`` of an agency or coordinator; return them usable."""
+    from .phone import normalize
+
+    number, url = spec.get("admin_number"), spec.get("webhook_url")
+    e164: str | None = None
+    if number is not None:
+        e164 = normalize(str(number)) if isinstance(number, str | int) else ""
+        if not e164.startswith("+"):
+            c.add(spec.line_of("admin_number"), f"{owner}: admin_number {number!r} is not a phone number "
+                  "(write it in quotes, e.g. \"+6281234567890\")")
+            e164 = None
+    if url is not None and (not isinstance(url, str) or not _URL.match(url)):
+        c.add(spec.line_of("webhook_url"), f"{owner}: webhook_url {url!r} is not an http(s) URL")
+        url = None
+    return e164, url
+
+
+def _coordinators(c: _Checker, data: LineDict, agencies: dict[str, Agency]) -> dict[str, Coordinator]:
+    """The ``coordinators:`` section: code -> who it is, what it watches, how to reach it."""
+    node = data.get("coordinators")
+    if node is None:
+        return {}
+    if not isinstance(node, LineDict):
+        c.add(data.line_of("coordinators"), "coordinators: must map coordinator codes to name:, watches: …")
+        return {}
+    found: dict[str, Coordinator] = {}
+    for code, spec in node.items():
+        line = node.line_of(code)
+        if not isinstance(code, str) or not WORD.match(code) or " " in code or len(code) > COORDINATOR_CODE_MAX:
+            c.add(line, f"coordinator code {code!r} must be one word of capital letters and digits "
+                  f"(at most {COORDINATOR_CODE_MAX})")
+            continue
+        if not isinstance(spec, LineDict):
+            c.add(line, f"coordinator {code}: expected name:, watches:, admin_number:, webhook_url:")
+            continue
+        for key in spec:
+            if key not in COORDINATOR_KEYS:
+                c.add(spec.line_of(key), f"coordinator {code}: unknown key {key!r} "
+                      f"(expected one of {', '.join(sorted(COORDINATOR_KEYS))})")
+        name = spec.get("name")
+        if name is None and code in agencies:
+            name = agencies[code].name
+        if not isinstance(name, str) or not name.strip():
+            c.add(spec.line_of("name"), f"coordinator {code}: name is required (it is not a registered agency)")
+            name = code
+        watches = c.words(spec.get("watches"), spec.line_of("watches"), f"coordinator {code} watches")
+        if not watches:
+            c.add(spec.line_of("watches"), f"coordinator {code}: watches: must list agency codes, or '*' for all")
+        for word, word_line in watches:
+            if word != "*" and word not in agencies:
+                c.add(word_line, f"coordinator {code}: watches {word!r}, which is not a registered agency")
+        number, url = _check_contacts(c, spec, f"coordinator {code}")
+        found[code] = Coordinator(code, name.strip(), tuple(w for w, _ in watches), number, url, line)
+    return found
 
 
 def _check_template(name: str, template: str, agencies: dict[str, Agency]) -> str | None:

@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
 from .. import queue
+from ..agencies.web import init_app as init_agencies
 from ..channels import CHANNEL_MODULES, load_all
 from ..config import Settings, get_settings, set_settings
 from ..db import get_engine
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         blueprint = getattr(module, "blueprint", None)
         if blueprint is not None:
             app.register_blueprint(blueprint)
+    init_agencies(app)  # /api/v1 and /open311/v2
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
