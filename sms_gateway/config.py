@@ -52,6 +52,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TWILIO_VALIDATE_SIGNATURE", "true",
             "Check X-Twilio-Signature. Turn off only for local development; a warning is "
             "logged at start.", bool),
+    Setting("KANNEL_SENDSMS_URL", None, "smsbox's sendsms URL (http://127.0.0.1:13013/cgi-bin/sendsms). "
+            "Unset: replies to Kannel messages are printed by the console channel instead."),
+    Setting("KANNEL_USERNAME", None, "`username` of Kannel's sendsms-user group."),
+    Setting("KANNEL_PASSWORD", None, "`password` of Kannel's sendsms-user group.", secret=True),
+    Setting("KANNEL_SMSC", None, "smsc-id to pin replies to (sendsms `smsc`); unset: Kannel routes."),
+    Setting("KANNEL_DLR_MASK", "31", "Delivery reports asked from Kannel: 1 delivered + 2 undelivered "
+            "+ 4 queued + 8 SMSC accepted + 16 SMSC rejected.", int),
+    Setting("KANNEL_INBOUND_TOKEN", None, "Shared secret Kannel sends as `token` in the get-url and "
+            "dlr-url. Unset: every Kannel request is refused (403).", secret=True),
+    Setting("KANNEL_ALLOWED_IPS", "127.0.0.1,::1", "Addresses/CIDRs Kannel may call from (comma-separated); "
+            "the TCP peer is checked, X-Forwarded-For is not trusted."),
+    Setting("KANNEL_DEDUPE_WINDOW", "600", "Seconds within which the same text from the same number counts "
+            "as one SMS, for requests without Kannel's message id (%I).", int),
     Setting("SEND_TIMEOUT", "10", "Seconds to wait for a provider API when sending.", float),
     Setting("SEND_MAX_ATTEMPTS", "5", "Attempts for a send that fails temporarily before it is marked failed.", int),
     Setting("JOB_RETRY_INTERVALS", "10,30,60,300",

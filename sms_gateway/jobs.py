@@ -293,15 +293,21 @@ def send_outbound(outbound_id: int) -> str:
             row.error, row.error_code = f"{type(exc).__name__}: {exc}", "exception"
             session.commit()
             raise
-        # A status callback may have raced ahead of us (delivered before we wrote "sent").
+        # A status callback may have raced ahead of us (Kannel's DLRs arrive
+        # within milliseconds of sendsms' answer). The state moves forward only
+        # through this UPDATE's WHERE, which also locks the row until our commit,
+        # so a "delivered" committed after our read is never overwritten by "sent".
+        behind = [state for state, rank in OUTBOUND_RANK.items() if rank < OUTBOUND_RANK[result.status]]
+        session.execute(update(OutboundMessage)
+                        .where(OutboundMessage.id == row.id, OutboundMessage.state.in_(behind))
+                        .values(state=result.status))
         session.refresh(row)
         row.provider_id = result.provider_id
         row.sent_at = utcnow()
-        row.error = row.error_code = None
+        if row.state not in (OutboundState.FAILED, OutboundState.UNDELIVERED):
+            row.error = row.error_code = None  # a failure report that raced ahead keeps its reason
         if result.segments:
             row.segments = result.segments
-        if OUTBOUND_RANK[result.status] > OUTBOUND_RANK[row.state]:
-            row.state = result.status
         if row.state == OutboundState.DELIVERED and row.delivered_at is None:
             row.delivered_at = utcnow()
         session.commit()

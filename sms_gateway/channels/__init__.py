@@ -7,7 +7,7 @@ import importlib
 # Each module registers its sender with ``base.register`` and, for webhook
 # channels, exposes a Flask ``blueprint``. Adding a channel = adding a module
 # here (see README, "Adding a channel").
-CHANNEL_MODULES = ("console", "twilio", "modem")
+CHANNEL_MODULES = ("console", "twilio", "kannel", "modem")
 
 
 def load_all() -> None:
