@@ -15,7 +15,7 @@ from sms_gateway import queue as q
 from sms_gateway.channels import modem as modem_channel
 from sms_gateway.channels import reply_channel
 from sms_gateway.channels.base import OutgoingSMS, SendError, get_channel
-from sms_gateway.config import Settings, set_settings
+from sms_gateway.config import PROJECT_ROOT, Settings, set_settings
 from sms_gateway.db import session_factory
 from sms_gateway.models import InboundMessage, OutboundMessage, Report
 from tests.channels.modem_dummy import SIM_INBOX, Clock, DummyPhone, Spy, encode
@@ -475,3 +475,8 @@ def test_bad_gammurc_section_is_a_clear_error(phone, settings):
     result = CliRunner().invoke(cli.main, ["modem", "--config", str(phone.gammurc), "--section", "3"])
     assert result.exit_code == 1
     assert "section 3: ERR_NONE_SECTION" in result.output
+
+
+def test_shipped_gammurc_example_is_valid():
+    config = modem_channel.check_config(str(PROJECT_ROOT / "deploy" / "gammurc.example"), 0)
+    assert config["Connection"] == "at" and config["Device"].startswith("/dev/serial/by-id/")
