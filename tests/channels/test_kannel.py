@@ -379,3 +379,65 @@ def test_replies_go_through_kannel_only_when_configured(env: dict[str, str], sen
     assert reply_channel("kannel", Settings(env)) == "console"
     assert reply_channel("kannel", Settings(sender_env)) == "kannel"
     assert isinstance(build(Settings(sender_env)), KannelChannel)
+
+
+@pytest.mark.parametrize("dlr_timing", ["before-answer", "after-answer"])
+def test_delivery_report_racing_the_sendsms_answer_is_kept(env: dict[str, str], redis_conn,  # type: ignore[no-untyped-def]
+                                                           dlr_timing: str) -> None:
+    """A fast SMSC's DLR reaches us before, or just after, smsbox answers sendsms:
+    our "sent" must never overwrite its "delivered"."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from sms_gateway.config import set_settings
+    from sms_gateway.jobs import enqueue_send
+    from sms_gateway.web import create_app
+    from tests.conftest import run_jobs
+
+    port = free_port()
+    settings = Settings({**env, "KANNEL_SENDSMS_URL": f"http://127.0.0.1:{port}/cgi-bin/sendsms",
+                         "KANNEL_USERNAME": "gateway", "KANNEL_PASSWORD": "s3cret"})
+    gateway = create_app(settings).test_client()
+    dlr_threads: list[threading.Thread] = []
+    answers: list[int] = []
+
+    def deliver(path: str) -> None:
+        answers.append(gateway.get(path).status_code)
+
+    def smsbox(environ, start_response):  # type: ignore[no-untyped-def]
+        dlr_url = urlsplit(parse_qs(environ["QUERY_STRING"])["dlr-url"][0])
+        path = f"{dlr_url.path}?" + dlr_url.query.replace("%d", "1").replace("%A", "").replace(
+            "%i", "FAKE").replace("%T", "0")
+        if dlr_timing == "before-answer":
+            deliver(path)
+        else:  # as smsbox does: the DLR is fetched by another thread while the answer goes out
+            dlr_threads.append(threading.Thread(target=deliver, args=(path,)))
+            dlr_threads[-1].start()
+        start_response("202 Accepted", [("Content-Type", "text/plain")])
+        return [b"0: Accepted for delivery"]
+
+    server = make_server("127.0.0.1", port, smsbox, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ids = []
+    try:
+        set_settings(settings)
+        with session_factory(settings.DATABASE_URL)() as session:
+            for n in range(20):
+                row = queue_reply(session, key=f"race-{n}", channel="kannel", recipient="+6281234567890",
+                                  text="Laporan diterima", purpose="ack")
+                ids.append(row.id)
+            session.commit()
+            for row_id in ids:
+                outbound = session.get(OutboundMessage, row_id)
+                assert outbound is not None
+                enqueue_send(settings, outbound)
+        run_jobs(settings)
+        for thread in dlr_threads:
+            thread.join(10)
+    finally:
+        server.shutdown()
+        set_settings(None)
+    assert answers == [200] * 20
+    states = [outbound_row(settings, i).state for i in ids]
+    assert states == ["delivered"] * 20
