@@ -126,9 +126,9 @@ class Engine:
             padded += exact_key(words)[1:]
         found = self.matcher.find(padded)
         verdict = Verdict()
+        no_content = self.ruleset.no_content
+        verdict.has_content = any(s not in no_content for s in stems)
         if not found:
-            no_content = self.ruleset.no_content
-            verdict.has_content = any(s not in no_content for s in stems)
             return verdict
 
         hits: dict[int, list[Phrase]] = {}
@@ -174,6 +174,8 @@ class Engine:
             if dest not in priority or rule.priority > priority[dest]:
                 priority[dest] = rule.priority
 
+        # A keyword that counted is content even if admins also list its word as empty.
+        verdict.has_content = verdict.has_content or bool(verdict.hits)
         self._choose_agency(verdict, agency_points, agency_priority, rule_points)
         if category_points:
             self._choose_category(verdict, category_points, category_priority, rule_points)
