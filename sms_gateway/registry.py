@@ -411,7 +411,8 @@ def _coordinators(c: _Checker, data: LineDict, agencies: dict[str, Agency]) -> d
         if name is None and code in agencies:
             name = agencies[code].name
         if not isinstance(name, str) or not name.strip():
-            c.add(spec.line_of("name"), f"coordinator {code}: name is required (it is not a registered agency)")
+            c.add(spec.line_of("name") if "name" in spec else line,
+                  f"coordinator {code}: name is required (it is not a registered agency)")
             name = code
         watches = c.words(spec.get("watches"), spec.line_of("watches"), f"coordinator {code} watches")
         if not watches:

@@ -129,10 +129,20 @@ def receiver() -> Iterator[HttpRecorder]:
     recorder.stop()
 
 
+def _add_keys(prefixes_file: Path, section: str, code: str, keys: dict[str, str]) -> None:
+    text = prefixes_file.read_text()
+    start = text.index(f"\n{section}:\n")
+    marker = f"\n  {code}:\n"
+    at = text.index(marker, start) + len(marker)
+    lines = "".join(f"    {k}: \"{v}\"\n" for k, v in keys.items())
+    prefixes_file.write_text(text[:at] + lines + text[at:])
+
+
 def add_to_agency(prefixes_file: Path, code: str, **keys: str) -> None:
     """Add keys (admin_number, webhook_url) to an agency's entry in the test prefixes.yaml."""
-    text = prefixes_file.read_text()
-    marker = f"\n  {code}:\n"
-    assert marker in text, code
-    lines = "".join(f"    {k}: \"{v}\"\n" for k, v in keys.items())
-    prefixes_file.write_text(text.replace(marker, marker + lines, 1))
+    _add_keys(prefixes_file, "agencies", code, keys)
+
+
+def add_to_coordinator(prefixes_file: Path, code: str, **keys: str) -> None:
+    """Add keys (admin_number, webhook_url) to a coordinator's entry in the test prefixes.yaml."""
+    _add_keys(prefixes_file, "coordinators", code, keys)
