@@ -120,7 +120,7 @@ def _insert(url: str) -> Any:
 
 def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted]:
     now = utcnow()
-    rows = [{
+    rows: list[dict[str, Any]] = [{
         "channel": sms.channel,
         "external_id": sms.external_id,
         "sender": phone.normalize(sms.sender, settings.DEFAULT_REGION),

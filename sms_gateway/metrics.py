@@ -6,6 +6,7 @@ same numbers whichever gunicorn worker answers, and survives restarts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
@@ -16,6 +17,8 @@ from . import queue
 from .config import Settings
 from .db import session_factory
 from .models import InboundMessage, OutboundMessage, Report
+
+log = logging.getLogger(__name__)
 
 
 class GatewayCollector(Collector):
@@ -53,6 +56,6 @@ class GatewayCollector(Collector):
 
             for q in Queue.all(connection=queue.get_redis(self.settings)):
                 waiting.add_metric([q.name], q.count)
-        except Exception:  # noqa: BLE001 - Redis down shows as missing queue metrics, /healthz says why
-            pass
+        except Exception:  # noqa: BLE001 - Redis down: no queue metrics this scrape, /healthz says why
+            log.debug("queue lengths unavailable", exc_info=True)
         yield waiting

@@ -36,7 +36,7 @@ def test_shipped_file_is_valid_and_has_every_reference_agency() -> None:
     assert codes <= set(registry.agencies)
     if rows.exists():
         for line in rows.read_text().splitlines()[1:]:
-            code, name, aliases, parent = (line.split("\t") + ["", "", ""])[:4]
+            code, name, aliases, parent = [*line.split("\t"), "", "", ""][:4]
             agency = registry.agencies[code]
             assert agency.name == name
             assert agency.parent == (parent or None)
@@ -99,8 +99,8 @@ def test_prefixes_check_command(tmp_path: Path) -> None:
     bad.write_text(SHIPPED.replace("  KAI:\n", "  KAI:\n    parent: NOWHERE\n"))
     result = runner.invoke(main, ["prefixes", "check", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}:{line_of(bad.read_text(), 'parent: NOWHERE')}: agency KAI: parent 'NOWHERE' is not a registered agency" \
-        in result.output
+    line = line_of(bad.read_text(), "parent: NOWHERE")
+    assert f"{bad}:{line}: agency KAI: parent 'NOWHERE' is not a registered agency" in result.output
 
 
 def test_holder_reloads_and_keeps_the_last_good_registry(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
