@@ -56,6 +56,6 @@ class GatewayCollector(Collector):
 
             for q in Queue.all(connection=queue.get_redis(self.settings)):
                 waiting.add_metric([q.name], q.count)
-        except Exception:  # noqa: BLE001 - Redis down: no queue metrics this scrape, /healthz says why
+        except Exception:  # Redis down: no queue metrics this scrape, /healthz says why
             log.debug("queue lengths unavailable", exc_info=True)
         yield waiting
