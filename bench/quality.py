@@ -8,6 +8,7 @@ NONE for the central queue / no agency) and ``kind``; optional ``category``
 column, the group comes from how the text reads: a command, a prefixed report,
 a typo'd prefix, or unprefixed (no prefix, an unknown one or the generic LAPOR).
 A row counts as right when agency and kind (and category, when given) match.
+Lines starting with ``#`` and holding no tab are comments.
 Default files: ../shared/reference/sample_sms.tsv and tests/rules/cases.tsv.
 Exit status 1 when anything is missed.
 """
@@ -35,9 +36,12 @@ RECEIVED_AT = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
 def read_cases(path: Path) -> list[dict[str, str]]:
-    """Rows of a labelled TSV (comment lines starting with # are skipped)."""
+    """Rows of a labelled TSV; lines starting with # and holding no tab are comments.
+
+    (A text may itself start with #: "#BEKASI aduan ..." is a row.)
+    """
     with path.open(encoding="utf-8", newline="") as f:
-        lines = [line for line in f if line.strip() and not line.startswith("#")]
+        lines = [line for line in f if line.strip() and not (line.startswith("#") and "\t" not in line)]
     rows = list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
     for row in rows:
         if not {"text", "agency", "kind"} <= row.keys():
