@@ -375,8 +375,13 @@ def modem(gammurc: str | None, section: int, show_status: bool, as_json: bool) -
 
     settings = get_settings()
     if show_status:
-        records = gsm_modem.read_status(settings)
-        queued = gsm_modem.queued_replies(settings)
+        from redis.exceptions import RedisError
+
+        try:
+            records = gsm_modem.read_status(settings)
+            queued = gsm_modem.queued_replies(settings)
+        except RedisError as exc:
+            raise click.ClickException(f"cannot read the modem status from Redis: {exc}") from None
         if as_json:
             click.echo(json.dumps({"modems": records, "replies": queued}, indent=1))
         elif not records:

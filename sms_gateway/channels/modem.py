@@ -443,43 +443,56 @@ class ModemService:
         """Store every complete (or timed-out) SMS on the modem, deleting each after it committed."""
         messages = join_parts(read_inbox(self.machine))
         now = self.clock()
-        timeout = float(self.settings.MODEM_MULTIPART_TIMEOUT)
         waiting: set[tuple[str, int, int]] = set()
         stored = 0
+        interrupted = False  # by SIGTERM or the database: some SMS were not looked at
         for message in messages:
             if self.stopping:
+                interrupted = True
                 break
-            if message.multipart and self._already_stored(message):
-                # Parts left on the modem by a crash between storing the message and deleting all of it.
-                log.info("modem: deleting %s leftover part(s) of an SMS already stored", len(message.parts))
-                self._delete(message)
-                continue
-            if not message.complete:
-                first_seen = self._held.setdefault(message.group_key, now)
-                if now - first_seen < timeout:
-                    waiting.add(message.group_key)
-                    continue
-                log.warning("modem: parts %s of %s from %s never came; storing the SMS incomplete",
-                            sorted(set(range(1, message.total + 1)) - set(message.numbers)), message.total,
-                            phone.mask(message.sender))
             try:
-                accepted = ingest.accept(self.settings, self._incoming(message))
+                created = self._take(message, now, waiting)
             except OperationalError as exc:
                 # The database is unreachable: everything stays on the modem until it is back.
                 log.error("modem: cannot store SMS (database unreachable: %s); kept on the modem", exc.orig)
                 self.last_error = f"database: {type(exc.orig).__name__}"
+                interrupted = True
                 break
+            except gammu.GSMError:
+                raise  # the modem itself: the loop reconnects
             except Exception:
                 # One SMS the gateway cannot store must not stop the others; it stays on the modem.
                 log.exception("modem: cannot store SMS from %s; kept on the modem", phone.mask(message.sender))
                 continue
-            self._delete(message)
-            self._held.pop(message.group_key, None)
-            if accepted.created:
+            if created:
                 self.counters.received += 1
                 stored += 1
-        self._held = {k: v for k, v in self._held.items() if k in waiting}
+        if not interrupted:  # forget SMS that left the modem some other way; keep the clocks of those not reached
+            self._held = {k: v for k, v in self._held.items() if k in waiting}
         return stored
+
+    def _take(self, message: ModemSMS, now: float, waiting: set[tuple[str, int, int]]) -> bool:
+        """Store ``message`` and delete it from the modem, or hold it for its missing parts.
+
+        True when a new row was stored.
+        """
+        if message.multipart and self._already_stored(message):
+            # Parts left on the modem by a crash between storing the message and deleting all of it.
+            log.info("modem: deleting %s leftover part(s) of an SMS already stored", len(message.parts))
+            self._delete(message)
+            return False
+        if not message.complete:
+            first_seen = self._held.setdefault(message.group_key, now)
+            if now - first_seen < float(self.settings.MODEM_MULTIPART_TIMEOUT):
+                waiting.add(message.group_key)
+                return False
+            log.warning("modem: parts %s of %s from %s never came; storing the SMS incomplete",
+                        sorted(set(range(1, message.total + 1)) - set(message.numbers)), message.total,
+                        phone.mask(message.sender))
+        accepted = ingest.accept(self.settings, self._incoming(message))
+        self._delete(message)
+        self._held.pop(message.group_key, None)
+        return accepted.created
 
     def _incoming(self, message: ModemSMS) -> IncomingSMS:
         first = message.parts[0]

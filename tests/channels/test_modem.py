@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import gammu
 import pytest
 from click.testing import CliRunner
 from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine, func, select, text
 
 from sms_gateway import cli, gsm, jobs
@@ -230,8 +234,31 @@ def test_nothing_is_deleted_when_the_database_is_down(make_service, phone):
     assert service.machine is not None  # the modem stays connected; the SMS is read again next time
 
 
-class Crash(Exception):
-    """The process dies (power cut) at this point."""
+def test_database_down_with_multipart_on_the_modem(make_service, phone):
+    spy = Spy()
+    service = make_service(spy, DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/unreachable")
+    paths = phone.deliver_parts(SENDER, "KEMENSOS ADUAN " + "bansos belum diterima padahal terdaftar. " * 5)
+
+    service.tick()  # the crash-safety lookup cannot reach the database either
+
+    assert all(p.exists() for p in paths) and spy.deletes == []
+    assert service.machine is not None and service.last_error.startswith("database")
+
+
+def test_redis_down_keeps_receiving(make_service, phone):
+    service = make_service(REDIS_URL="redis://127.0.0.1:1/0")
+    path = phone.deliver(SENDER, "KEMENHUB ADUAN bus")
+
+    service.tick()
+
+    assert not path.exists()  # stored (the sweeper enqueues it later), so deleted
+    with db(service) as session:
+        assert session.scalars(select(InboundMessage.state)).one() == "received"
+    assert service.machine is not None and service.last_error.startswith("redis")
+
+
+class Crash(BaseException):  # a BaseException: nothing in the gateway may survive it
+    """The process dies (power cut, kill -9) at this point."""
 
 
 def test_crash_between_store_and_delete_creates_no_second_report(make_service, phone):
@@ -286,6 +313,22 @@ def test_crash_between_deleting_parts_leaves_no_partial_duplicate(make_service, 
     with db(second) as session:
         rows = session.scalars(select(InboundMessage)).all()
     assert [(r.text, r.incomplete) for r in rows] == [(body, False)]
+
+
+def test_sigterm_finishes_the_current_message_then_exits(make_service, phone):
+    spy = Spy()
+    spy.on_delete = lambda location: os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-message
+    service = make_service(spy)
+    first = phone.deliver(SENDER, "KEMENHUB ADUAN bus")
+    second = phone.deliver("+6281399998888", "PLN ADUAN listrik mati")
+    handler_before = signal.getsignal(signal.SIGTERM)
+
+    assert service.run() == 0
+
+    assert not first.exists() and second.exists()  # the first one finished, the second waits on the modem
+    with db(service) as session:
+        assert session.scalars(select(InboundMessage.text)).all() == ["KEMENHUB ADUAN bus"]
+    assert service.machine is None and signal.getsignal(signal.SIGTERM) is handler_before
 
 
 def test_outbox_and_templates_are_left_alone(make_service, phone):
@@ -371,6 +414,31 @@ def test_send_error_is_retried_then_failed_with_gammus_error_name(make_service):
     assert modem_queue(service.settings).count == 0
 
 
+def test_retries_wait_their_interval_in_the_modems_own_scheduler(make_service):
+    spy = Spy()
+    clock = Clock()
+    service = make_service(spy, clock=clock, MODEM_SMSC_LOCATION=7, JOB_RETRY_INTERVALS="1",
+                           SEND_MAX_ATTEMPTS=2)
+    outbound_id = _queue_reply(service.settings, SENDER_E164)
+
+    service.tick()
+
+    assert len(spy.sends) == 1
+    retries = ScheduledJobRegistry(modem_channel.QUEUE, connection=q.get_redis(service.settings))
+    assert retries.count == 1 and modem_queue(service.settings).count == 0  # waiting for its time
+
+    deadline = time.monotonic() + 10
+    while len(spy.sends) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        clock.advance(1)
+        service.tick()  # the modem process moves due retries back into its queue
+
+    assert len(spy.sends) == 2
+    with db(service) as session:
+        row = session.get(OutboundMessage, outbound_id)
+    assert (row.state, row.attempts, row.error_code) == ("failed", 2, "ERR_GETTING_SMSC")
+
+
 def test_number_the_modem_refuses_fails_at_once(make_service):
     spy = Spy()
     service = make_service(spy)
@@ -406,6 +474,23 @@ def test_modem_going_away_mid_send_reconnects_and_retries(make_service):
     with db(service) as session:
         row = session.get(OutboundMessage, outbound_id)
     assert (row.state, row.attempts, row.error_code) == ("sent", 2, None)
+
+
+def test_modem_going_away_while_reading_reconnects(make_service, phone):
+    spy = Spy()
+    clock = Clock()
+    service = make_service(spy, clock=clock)
+    service.tick()
+    service.machine.Terminate()
+    path = phone.deliver(SENDER, "KEMENHUB ADUAN bus")
+
+    service.tick()
+
+    assert service.machine is None and service.last_error.startswith("ERR_NOTCONNECTED")
+    assert path.exists()
+    clock.advance(1)
+    service.tick()
+    assert not path.exists() and service.counters.received == 1 and spy.inits == 2
 
 
 def test_reconnect_backs_off_and_queued_replies_wait(make_service, phone):
