@@ -216,12 +216,27 @@ def add_working_days(start: datetime | date, days: int) -> date:
     ``start`` may also be a calendar date (a deadline to extend).
     """
     day = local_date(start) if isinstance(start, datetime) else start
-    added = 0
-    while added < days:
-        day += timedelta(days=1)
-        if is_working_day(day):
-            added += 1
-    return day
+    global _MEMO_FOR
+    changes = overrides()
+    if changes is not _MEMO_FOR:  # a new override file changes every answer
+        _MEMO.clear()
+        _MEMO_FOR = changes
+    due = _MEMO.get((day, days))
+    if due is None:
+        due = day
+        added = 0
+        while added < days:
+            due += timedelta(days=1)
+            if is_working_day(due):
+                added += 1
+        if len(_MEMO) < 100_000:
+            _MEMO[(day, days)] = due
+    return due
+
+
+# Every report of a day shares its deadlines: computed once per (day, days).
+_MEMO: dict[tuple[date, int], date] = {}
+_MEMO_FOR: Overrides | None = None
 
 
 def due_dates(received_at: datetime, special: bool) -> tuple[date, date]:

@@ -109,18 +109,65 @@ class _Token:
         return compact(self.text)
 
 
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _skeleton(word: str) -> str:
+    return "".join(ch for ch in word if ch not in _VOWELS)
+
+
+@dataclass(frozen=True)
+class _PrefixIndex:
+    """Lookups built once per registry version, so a message costs a few dict
+    probes instead of a comparison with every registered name."""
+
+    # name or one of its single-letter deletions -> names (symmetric-delete
+    # index: two words within one edit share an entry)
+    near: dict[str, frozenset[str]]
+    skeletons: dict[str, frozenset[str]]  # consonants of a name -> names
+    glue_lengths: tuple[int, ...]  # lengths of names and generic prefixes, longest first
+
+
+_INDEXES: dict[str, _PrefixIndex] = {}
+
+
+def _index(registry: Registry) -> _PrefixIndex:
+    index = _INDEXES.get(registry.version)
+    if index is None:
+        near: dict[str, set[str]] = {}
+        skeletons: dict[str, set[str]] = {}
+        for name in registry.names:
+            if len(name) < FUZZY_MIN_LEN:
+                continue
+            for key in {name} | _deletions(name):
+                near.setdefault(key, set()).add(name)
+            skeletons.setdefault(_skeleton(name), set()).add(name)
+        lengths = sorted({len(n) for n in registry.names.keys() | registry.generic}, reverse=True)
+        index = _PrefixIndex({k: frozenset(v) for k, v in near.items()},
+                             {k: frozenset(v) for k, v in skeletons.items()}, tuple(lengths))
+        if len(_INDEXES) > 8:
+            _INDEXES.clear()
+        _INDEXES[registry.version] = index
+    return index
+
+
 def _fuzzy_agency(word: str, registry: Registry) -> tuple[str, str, str] | None:
     """(code, registered name, how) when exactly one agency is one small typo away."""
     if len(word) < FUZZY_MIN_LEN or word in registry.keywords or word in registry.commands:
         return None
+    index = _index(registry)
+    candidates: set[str] = set()
+    for key in {word} | _deletions(word):
+        candidates |= index.near.get(key, frozenset())
     hits: dict[str, tuple[str, str]] = {}
-    for name, code in registry.names.items():
-        if len(name) < FUZZY_MIN_LEN:
-            continue
+    for name in sorted(candidates):
         if within_one_edit(word, name):
-            hits.setdefault(code, (name, "typo"))
-        elif is_vowel_drop(word, name) and len(word) >= FUZZY_MIN_LEN - 1:
-            hits.setdefault(code, (name, "abbreviation"))
+            hits.setdefault(registry.names[name], (name, "typo"))
+    if len(word) >= FUZZY_MIN_LEN - 1:
+        for name in sorted(index.skeletons.get(_skeleton(word), frozenset())):
+            if is_vowel_drop(word, name):
+                hits.setdefault(registry.names[name], (name, "abbreviation"))
     if len(hits) != 1:
         return None
     code, (name, how) = next(iter(hits.items()))
@@ -247,9 +294,10 @@ def _match_agency(tokens: list[_Token], words: list[str], registry: Registry) ->
             return code, consumed, "exact", word, None
 
     # Prefix and keyword written as one word: KEMENHUBADUAN, BPJSKESINFO.
-    for name in sorted(registry.names.keys() | registry.generic, key=len, reverse=True):
-        if first.startswith(name) and len(first) > len(name):
-            kw = _keyword(first[len(name):], registry)
+    for length in _index(registry).glue_lengths:
+        name = first[:length]
+        if len(first) > length and (name in registry.names or name in registry.generic):
+            kw = _keyword(first[length:], registry)
             if kw:
                 code = registry.names.get(name)
                 return code, 1, "glued" if code else "generic", name, (kw[0], first[len(name):], kw[1])

@@ -14,6 +14,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,13 @@ _LONGEST_SAMPLE = {
 WORD = re.compile(r"^[A-Z0-9]+( [A-Z0-9]+)?$")
 
 
+@lru_cache(maxsize=65536)
 def compact(name: str) -> str:
     """A registered name as the parser compares it: upper case, no spaces."""
-    return re.sub(r"[^A-Z0-9]", "", name.upper())
+    return _NOT_ALNUM.sub("", name.upper())
+
+
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 
 @dataclass(frozen=True)
