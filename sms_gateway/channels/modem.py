@@ -339,6 +339,7 @@ class ModemService:
     def __post_init__(self) -> None:
         self._held: dict[tuple[str, int, int], float] = {}  # incomplete SMS -> first seen
         self._failures = 0  # consecutive connection failures, for the backoff
+        self._connected_before = False
         self._next_connect = self._next_poll = self._next_status = self._next_schedule = 0.0
         self._broken: str | None = None  # a send hit a connection error: reconnect after the job
         self._worker: SimpleWorker | None = None
@@ -387,30 +388,31 @@ class ModemService:
             identity = {"manufacturer": self._optional(machine.GetManufacturer),
                         "model": self._optional(machine.GetModel)}
         except gammu.GSMError as exc:
-            self._failed(describe(exc), error_name(exc))
             try:
                 machine.Terminate()
             except gammu.GSMError:
                 pass  # it never connected
+            hint = (" (is this user in the group that owns the serial device, usually dialout?)"
+                    if error_name(exc) in {"ERR_DEVICENOPERMISSION", "ERR_PERMISSION"} else "")
+            self._retry_later(f"cannot connect: {describe(exc)}{hint}")
             return False
-        self.machine, self.identity = machine, identity
-        self.connected_since, self._broken = utcnow(), None
-        self._next_poll = self.clock()
-        if self.last_error is not None:
+        if self._connected_before:
             self.counters.reconnects += 1
+        self.machine, self.identity = machine, identity
+        self.connected_since, self._broken, self._connected_before = utcnow(), None, True
+        self._next_poll = self.clock()
         log.info("modem: connected to %s (%s section %s)", " ".join(str(v) for v in _flatten(identity.values()) if v),
                  self.gammurc, self.section)
         self.write_status()
         return True
 
-    def _failed(self, reason: str, name: str) -> None:
+    def _retry_later(self, reason: str) -> None:
+        """Record ``reason`` and schedule the next connection attempt: 1, 2, 4 … s, capped."""
         self._failures += 1
         delay = min(2 ** (self._failures - 1), max(1, int(self.settings.MODEM_RECONNECT_MAX_DELAY)))
         self._next_connect = self.clock() + delay
         self.last_error = reason
-        hint = (" (is this user in the group that owns the serial device, usually dialout?)"
-                if name in {"ERR_DEVICENOPERMISSION", "ERR_PERMISSION"} else "")
-        log.warning("modem: cannot connect: %s%s; next attempt in %s s", reason, hint, delay)
+        log.warning("modem: %s; next attempt in %s s", reason, delay)
         self.write_status()
 
     def disconnect(self, reason: str | None) -> None:
@@ -423,12 +425,7 @@ class ModemService:
             except gammu.GSMError:
                 pass  # the device is already gone, which is why we are here
         if reason is not None:
-            log.warning("modem: %s; reconnecting", reason)
-            self._failures += 1
-            delay = min(2 ** (self._failures - 1), max(1, int(self.settings.MODEM_RECONNECT_MAX_DELAY)))
-            self._next_connect = self.clock() + delay
-            self.last_error = reason
-            self.write_status()
+            self._retry_later(reason)
 
     @staticmethod
     def _optional(call: Callable[[], Any]) -> Any:
@@ -681,8 +678,8 @@ class ModemService:
                 self.disconnect(describe(exc))
             except RedisError as exc:
                 # Inbound keeps working (stored messages wait for the sweeper); sends wait.
+                # redis-py reconnects by itself at the next command.
                 log.error("modem: Redis unavailable, replies wait: %s", exc)
-                self._worker = self._scheduler = None
                 self.last_error = f"redis: {exc}"
                 if block:
                     self._sleep(min(float(self.settings.MODEM_POLL_INTERVAL), 5.0))
