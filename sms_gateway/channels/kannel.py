@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
 from flask import Blueprint, Response, current_app, request
-from flask.sansio.blueprints import BlueprintSetupState
+from flask.blueprints import BlueprintSetupState
 
 from .. import gsm, ingest
 from ..config import ConfigError, Settings

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from sms_gateway.channels.base import OutgoingSMS, SendError
 from sms_gateway.channels.kannel import KannelChannel, build
-from sms_gateway.config import Settings
+from sms_gateway.config import PROJECT_ROOT, Settings
 from sms_gateway.db import session_factory
 from sms_gateway.jobs import enqueue_send, queue_reply
 from sms_gateway.models import InboundMessage, OutboundMessage, Report
@@ -43,10 +43,18 @@ def _require_kannel() -> None:
 
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> KannelStack:
-    """A Kannel configured for this test, not started yet (``mo_recode`` via indirect param)."""
+    """A Kannel configured for this test, not started yet.
+
+    Indirect parameter: ``{"text_escape": "%a", "mo_recode": True}`` for the
+    template, or ``{"example": True}`` for deploy/kannel/kannel.conf.example.
+    """
     _require_kannel()
-    text_escape, mo_recode = getattr(request, "param", ("%b", False))
-    return KannelStack(tmp_path / "kannel", text_escape=text_escape, mo_recode=mo_recode)
+    options = dict(getattr(request, "param", {}))
+    example = options.pop("example", False)
+    stack = KannelStack(tmp_path / "kannel", **options)
+    if example:
+        stack.use_example(PROJECT_ROOT / "deploy" / "kannel" / "kannel.conf.example")
+    return stack
 
 
 @pytest.fixture
@@ -113,7 +121,7 @@ def test_report_ack_status_and_delivery_report(fakesmsc: FakeSMSC, stack: Kannel
 
     # fakesmsc's SMS centre reports 8 (accepted) then 1 (delivered) to our dlr-url.
     def delivered() -> OutboundMessage | None:
-        rows = _rows(settings, OutboundMessage, OutboundMessage.report_id == report.id)
+        rows = _rows(settings, OutboundMessage, OutboundMessage.inbound_id == inbound.id)
         return rows[0] if rows and rows[0].state == "delivered" else None
 
     outbound = wait_until(delivered, 20)
@@ -133,7 +141,9 @@ def test_report_ack_status_and_delivery_report(fakesmsc: FakeSMSC, stack: Kannel
     assert len(_rows(settings, Report)) == 1  # a status request creates no report
 
 
-@pytest.mark.parametrize("stack", [("%b", False), ("%b", True), ("%a", True)],
+@pytest.mark.parametrize("stack", [{"text_escape": "%b", "mo_recode": False},
+                                   {"text_escape": "%b", "mo_recode": True},
+                                   {"text_escape": "%a", "mo_recode": True}],
                          ids=["bytes", "bytes-mo-recode", "words-mo-recode"], indirect=True)
 def test_ucs2_report_arrives_intact(fakesmsc: FakeSMSC, stack: KannelStack,
                                     settings: Settings, work) -> None:  # type: ignore[no-untyped-def]
@@ -193,3 +203,25 @@ def test_sendsms_errors_from_real_smsbox(fakesmsc: FakeSMSC, stack: KannelStack,
     assert (exc.value.retryable, exc.value.code) == (True, "network")
     assert stack.password not in exc.value.reason
 
+
+
+@pytest.mark.parametrize("stack", [{"example": True}], ids=["example"], indirect=True)
+def test_shipped_example_config_serves_the_gateway(fakesmsc: FakeSMSC, stack: KannelStack,
+                                                   settings: Settings, work) -> None:  # type: ignore[no-untyped-def]
+    """deploy/kannel/kannel.conf.example as shipped (fake SMS centre instead of SMPP): SMS in, ack out, DLR back."""
+    report_text = "KEMENHUB ADUAN kernet bilang “tarif lebaran” 😤\nbus PO X di terminal Y"
+    fakesmsc.inject(f"{SUBSCRIBER} 1708 ucs2 {ucs2_arg(report_text)}")
+
+    reports = wait_until(lambda: _rows(settings, Report), 20, tick=work)
+    assert reports, f"no report created\n{_diagnostics(fakesmsc, stack)}"
+    inbound = _rows(settings, InboundMessage)[0]
+    assert inbound.text == report_text  # mo-recode + %b: UTF-8, line break kept
+    assert inbound.meta["smsc"] == "TSEL"
+    ack = wait_until(lambda: _reply_to(fakesmsc, SUBSCRIBER_E164, reports[0].tracking_number), 20, tick=work)
+    assert ack, f"no ack\n{_diagnostics(fakesmsc, stack)}"
+
+    def delivered() -> bool:
+        acks = _rows(settings, OutboundMessage, OutboundMessage.inbound_id == inbound.id)
+        return [r.state for r in acks] == ["delivered"]
+
+    assert wait_until(delivered, 20), _diagnostics(fakesmsc, stack)

@@ -121,6 +121,7 @@ class KannelStack:
     fake_port: int = field(default_factory=free_port)
     sendsms_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)  # where the gateway under test listens
+    config: str | None = None  # a whole kannel.conf instead of the template (see from_example)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -137,6 +138,8 @@ class KannelStack:
 
     def render(self) -> str:
         """kannel.conf for this stack."""
+        if self.config is not None:
+            return self.config
         return Template(TEMPLATE.read_text()).substitute(
             admin_port=self.admin_port, admin_password="admin-secret", smsbox_port=self.smsbox_port,
             fake_port=self.fake_port, sendsms_port=self.sendsms_port, workdir=self.workdir,
@@ -144,6 +147,27 @@ class KannelStack:
             username=self.username, password=self.password,
             service=(self.service or gateway_service(self.gateway_url, self.token, self.text_escape)).strip(),
         )
+
+    def use_example(self, example: Path) -> None:
+        """Run the shipped production config: its ports, paths, token and password moved
+        to this stack, and the fake SMS centre in place of its SMPP group."""
+        text = example.read_text()
+        smpp = re.search(r"^group = smsc\n.*?(?=^# -)", text, re.M | re.S)
+        assert smpp, "no smsc group in the example"
+        smsc_id = re.search(r"^smsc-id = (\S+)", smpp.group(0), re.M)
+        fake = (f"group = smsc\nsmsc = fake\nsmsc-id = {smsc_id.group(1) if smsc_id else 'FAKE'}\n"
+                f"port = {self.fake_port}\nour-host = 127.0.0.1\nconnect-allow-ip = \"127.0.0.1\"\n\n")
+        text = text[:smpp.start()] + fake + text[smpp.end():]
+        for key, value in (("admin-port", self.admin_port), ("smsbox-port", self.smsbox_port),
+                           ("bearerbox-port", self.smsbox_port), ("sendsms-port", self.sendsms_port)):
+            text = re.sub(rf"^{key} = \d+$", f"{key} = {value}", text, flags=re.M)
+        store = self.workdir / "store"
+        store.mkdir(parents=True, exist_ok=True)
+        text = text.replace("/var/spool/kannel/store", str(store)).replace("/var/log/kannel", str(self.workdir))
+        text = re.sub(r'^password = ".*"$', f'password = "{self.password}"', text, flags=re.M)
+        text = re.sub(r'^username = ".*"$', f'username = "{self.username}"', text, flags=re.M)
+        text = text.replace("http://127.0.0.1:8000", self.gateway_url).replace("CHANGE-ME-token", self.token)
+        self.config = text
 
     def _start(self, name: str, binary: str) -> None:
         pid_file = self.workdir / f"{name}.pid"
