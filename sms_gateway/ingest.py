@@ -133,12 +133,14 @@ def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[
         "meta": sms.meta or {},
     } for sms in messages]
     table = InboundMessage.__table__
-    stmt = (_insert(settings.DATABASE_URL).values(rows)
+    # One statement for every batch size: SQLAlchemy's "insertmanyvalues" turns
+    # the executemany into multi-row INSERTs without compiling anew each time.
+    stmt = (_insert(settings.DATABASE_URL)
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
             .returning(table.c.id, table.c.channel, table.c.external_id))
     keys = {(sms.channel, sms.external_id) for sms in messages}
     with get_engine(settings.DATABASE_URL).begin() as conn:
-        created = {(ch, ext): i for i, ch, ext in conn.execute(stmt)}
+        created = {(ch, ext): i for i, ch, ext in conn.execute(stmt, rows)}
         missing = keys - created.keys()
         existing = {(ch, ext): i for i, ch, ext in conn.execute(
             select(table.c.id, table.c.channel, table.c.external_id)
