@@ -60,13 +60,14 @@ def handle_reply(session: Session, settings: Settings, registry: Registry, msg: 
                             agency=report.agency)
         report.events.append(event)
         session.flush()
-        if report.agency is not None:
-            payload = {"report": views.detail(session, report, registry, views.as_agency(report.agency),
-                                              deadlines.local_date(msg.received_at)),
-                       "response": {"text": text, "at": views.iso(msg.received_at)}}
-            push.queue_delivery(session, settings, registry, key=f"report.response:{report.id}:{msg.id}",
-                                recipient=report.agency, kind=push.AGENCY, event_name="report.response",
-                                payload=payload, report_id=report.id)
+        agency = report.agency
+        if agency is not None:
+            push.queue_delivery(
+                session, settings, registry, key=f"report.response:{report.id}:{msg.id}", recipient=agency,
+                kind=push.AGENCY, event_name="report.response", report_id=report.id,
+                payload=lambda: {"report": views.detail(session, report, registry, views.as_agency(agency),
+                                                        deadlines.local_date(msg.received_at)),
+                                 "response": {"text": text, "at": views.iso(msg.received_at)}})
     return registry.render("reply_ok", tracking=number, agency=values["agency"], date=values["date"],
                            short_code=short_code)
 

@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,29 +75,39 @@ def record(session: Session, settings: Settings, today: date, now: datetime) -> 
         if not batch:
             return created
         last_id = batch[-1].id
-        done = set(session.execute(
+        done = {(row.report_id, row.deadline, row.level) for row in session.execute(
             select(Escalation.report_id, Escalation.deadline, Escalation.level)
-            .where(Escalation.report_id.in_([r.id for r in batch]))))
-        for report in batch:
-            for deadline, due in missed_deadlines(report, today):
-                for level in levels_due(due, today, settings.ESCALATION_LEVEL2_DAYS):
-                    if (report.id, deadline, level) in done:
-                        continue
-                    escalation = Escalation(report_id=report.id, agency=report.agency, deadline=deadline,
-                                            level=level, due=due, created_at=now)
-                    try:
-                        with session.begin_nested():
-                            session.add(escalation)
-                    except IntegrityError:
-                        continue  # a concurrent run recorded it first
-                    created.append(escalation)
+            .where(Escalation.report_id.in_([r.id for r in batch])))}
+        due_now = [dict(report_id=report.id, agency=report.agency, deadline=deadline, level=level, due=due,
+                        created_at=now)
+                   for report in batch
+                   for deadline, due in missed_deadlines(report, today)
+                   for level in levels_due(due, today, settings.ESCALATION_LEVEL2_DAYS)
+                   if (report.id, deadline, level) not in done]
+        if not due_now:
+            continue
+        try:
+            with session.begin_nested():
+                # One multi-row INSERT … RETURNING per batch (SQLAlchemy's ORM bulk insert).
+                fresh = list(session.scalars(insert(Escalation).returning(Escalation), due_now))
+        except IntegrityError:
+            # A concurrent run recorded some first: keep the others, one savepoint each.
+            fresh = []
+            for values in due_now:
+                escalation = Escalation(**values)
+                try:
+                    with session.begin_nested():
+                        session.add(escalation)
+                except IntegrityError:
+                    continue
+                fresh.append(escalation)
+        created.extend(fresh)
 
 
-def _describe(session: Session, escalation: Escalation) -> dict[str, object]:
-    report = session.get(Report, escalation.report_id)
-    return {"tracking_number": report.tracking_number if report else None,
-            "agency": escalation.agency or CENTRAL, "deadline": escalation.deadline, "level": escalation.level,
-            "due": escalation.due.isoformat(), "at": escalation.created_at.isoformat()}
+def _describe(escalation: Escalation, numbers: dict[int, str]) -> dict[str, object]:
+    return {"tracking_number": numbers.get(escalation.report_id), "agency": escalation.agency or CENTRAL,
+            "deadline": escalation.deadline, "level": escalation.level, "due": escalation.due.isoformat(),
+            "at": escalation.created_at.isoformat()}
 
 
 def notify(session: Session, settings: Settings, registry: Registry,
@@ -108,6 +118,14 @@ def notify(session: Session, settings: Settings, registry: Registry,
     channel = reply_channel(settings.NOTIFY_SMS_CHANNEL, settings)
     span = f"{created[0].id}-{created[-1].id}"
     messages: list[OutboundMessage] = []
+    numbers: dict[int, str] = {}
+    report_ids = sorted({e.report_id for e in created})
+    for start in range(0, len(report_ids), BATCH):
+        chunk = report_ids[start:start + BATCH]
+        for report_id, tracking_number in session.execute(select(Report.id, Report.tracking_number)
+                                                          .where(Report.id.in_(chunk))):
+            numbers[report_id] = tracking_number
+    described = {e.id: _describe(e, numbers) for e in created}
     by_agency: dict[str | None, list[Escalation]] = {}
     for escalation in created:
         by_agency.setdefault(escalation.agency, []).append(escalation)
@@ -116,15 +134,15 @@ def notify(session: Session, settings: Settings, registry: Registry,
         agency = registry.agencies.get(code) if code else None
         if agency is None:
             continue  # the central queue answers to the coordinators watching "*"
-        described = [_describe(session, e) for e in items]
+        listed = [described[e.id] for e in items]
         push.queue_delivery(session, settings, registry, key=f"escalation:{agency.code}:{span}",
                             recipient=agency.code, kind=push.AGENCY, event_name="report.escalated",
-                            payload={"agency": agency.code, "escalations": described})
+                            payload={"agency": agency.code, "escalations": listed})
         number = phone.normalize(str(agency.extra["admin_number"])) if agency.extra.get("admin_number") else None
         if number:
             text = registry.render("escalation_agency", agency=code, count=len(items),
                                    reprimands=sum(e.level == REPRIMAND for e in items),
-                                   tracking=described[0]["tracking_number"], short_code=settings.SHORT_CODE)
+                                   tracking=listed[0]["tracking_number"], short_code=settings.SHORT_CODE)
             messages.append(jobs.queue_reply(session, key=f"escalation:{code}:{span}", channel=channel,
                                              recipient=number, text=text, purpose="escalation"))
 
@@ -136,7 +154,7 @@ def notify(session: Session, settings: Settings, registry: Registry,
         coordinator = registry.coordinators[code]
         push.queue_delivery(session, settings, registry, key=f"escalation:coordinator:{code}:{span}",
                             recipient=code, kind=push.COORDINATOR, event_name="escalations",
-                            payload={"coordinator": code, "escalations": [_describe(session, e) for e in items]})
+                            payload={"coordinator": code, "escalations": [described[e.id] for e in items]})
         if coordinator.admin_number:
             busiest = Counter(e.agency or CENTRAL for e in items).most_common(1)[0][0]
             text = registry.render("escalation_coordinator", coordinator=code, agency=busiest, count=len(items),

@@ -168,8 +168,8 @@ def dispose(session: Session, settings: Settings, registry: Registry, principal:
     outcome = notify_reporter(session, settings, registry, report, event, NOTIFY_TEMPLATE[DISPOSED])
     push.queue_delivery(session, settings, registry, key=f"report.disposed:{report.id}:{event.id}",
                         recipient=to, kind=push.AGENCY, event_name="report.disposed",
-                        payload={"report": views.detail(session, report, registry, views.as_agency(to),
-                                                         deadlines.local_date(now))},
+                        payload=lambda: {"report": views.detail(session, report, registry, views.as_agency(to),
+                                                                 deadlines.local_date(now))},
                         report_id=report.id)
     return outcome
 
@@ -293,10 +293,11 @@ def _to_reporter(session: Session, settings: Settings, report: Report, event: Re
 
 def announce_new_report(session: Session, settings: Settings, registry: Registry, report: Report) -> None:
     """Push a new report to its agency's webhook, if it has one (in the report's transaction)."""
-    if report.agency is None:
+    agency = report.agency
+    if agency is None:
         return
-    payload = {"report": views.detail(session, report, registry, views.as_agency(report.agency),
-                                      deadlines.local_date(report.created_at))}
-    push.queue_delivery(session, settings, registry, key=f"report.created:{report.id}", recipient=report.agency,
-                        kind=push.AGENCY, event_name="report.created", payload=payload, report_id=report.id)
+    push.queue_delivery(session, settings, registry, key=f"report.created:{report.id}", recipient=agency,
+                        kind=push.AGENCY, event_name="report.created", report_id=report.id,
+                        payload=lambda: {"report": views.detail(session, report, registry, views.as_agency(agency),
+                                                                deadlines.local_date(report.created_at))})
 

@@ -73,7 +73,7 @@ def service_request(report: Report, registry: Registry, region: str) -> dict[str
         "service_name": name,
         "service_code": report.kind,
         "description": scrub(report.text, region),
-        "agency_responsible": agency.name if agency else registry.agency_label(None),
+        "agency_responsible": agency.name if agency else registry.agency_label(report.agency),
         "service_notice": None,
         "requested_datetime": _w3c(report.created_at),
         "updated_datetime": _w3c(report.updated_at or report.created_at),

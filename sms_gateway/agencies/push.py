@@ -23,6 +23,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -97,11 +98,13 @@ def queue_delivery(
     recipient: str,
     kind: str,
     event_name: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | Callable[[], dict[str, Any]],
     report_id: int | None = None,
 ) -> WebhookDelivery | None:
     """Add a delivery when the recipient has a webhook (None otherwise); enqueued after commit.
 
+    A callable ``payload`` is called only then: most agencies have no webhook,
+    and the inbound job should not build a report's JSON for nobody.
     Idempotent by ``key``: a re-run returns the existing row.
     """
     if not webhook_url(registry, recipient, kind):
@@ -110,7 +113,8 @@ def queue_delivery(
     if existing is not None:
         return existing
     row = WebhookDelivery(idempotency_key=key, recipient=recipient, recipient_kind=kind, event=event_name,
-                          report_id=report_id, payload=payload, state=PENDING, attempts=0)
+                          report_id=report_id, payload=payload() if callable(payload) else payload,
+                          state=PENDING, attempts=0)
     session.add(row)
     session.flush()
     _enqueue_after_commit(session, settings, row.id)

@@ -53,7 +53,7 @@ def summary(report: Report, registry: Registry, principal: Principal, today: dat
         "category": report.category,
         "special": report.special,
         "agency": report.agency or CENTRAL,
-        "agency_name": agency.name if agency else registry.agency_label(None),
+        "agency_name": agency.name if agency else registry.agency_label(report.agency),
         "channel": report.channel,
         "text": report.text,
         "reporter": report.reporter if show_reporter else None,

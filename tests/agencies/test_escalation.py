@@ -157,3 +157,31 @@ def test_the_cli_runs_the_watch_once(settings, seed) -> None:
         result = CliRunner().invoke(main, ["agency", "watch"])
     assert result.exit_code == 0, result.output
     assert "1 new escalation(s)" in result.output
+
+
+def test_two_runs_at_once_record_each_escalation_once(settings, seed) -> None:
+    """Two schedulers (or a CLI run beside the scheduler) racing on PostgreSQL's unique index."""
+    import threading
+
+    from sms_gateway.agencies import escalation
+
+    if not settings.DATABASE_URL.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: the race needs concurrent transactions")
+    for _ in range(3):
+        seed("KEMENHUB", special=True, received=RECEIVED)
+    today, now = datetime(2021, 5, 21).date(), datetime(2021, 5, 21, 9, tzinfo=WIB)
+    sessions = session_factory(settings.DATABASE_URL)
+    first, second = sessions(), sessions()
+    mine = escalation.record(first, settings, today, now)  # inserted, not committed yet
+    theirs: list = []
+    racer = threading.Thread(target=lambda: theirs.extend(escalation.record(second, settings, today, now)))
+    racer.start()  # blocks on the unique index until the first run commits
+    racer.join(timeout=1)
+    assert racer.is_alive()
+    first.commit()
+    racer.join(timeout=30)
+    second.commit()
+    first.close()
+    second.close()
+    assert len(mine) == 12 and theirs == []
+    assert len(escalations(settings)) == 12

@@ -72,3 +72,13 @@ def test_open311_requests_match_their_schema(client, seed) -> None:
     assert len(rows) == 2
     for row in rows:
         check(row, "Open311Request")
+
+
+def test_unknown_paths_and_methods_answer_in_json_under_the_api_only(client, api_as) -> None:
+    api = api_as("KEMENHUB")
+    r = api.get("/api/v1/laporan")
+    assert r.status_code == 404 and r.json["status"] == 404
+    r = api.client.delete("/api/v1/reports", headers={"Authorization": f"Bearer {api.token}"})
+    assert r.status_code == 405 and r.json["status"] == 405 and "GET" in r.headers["Allow"]
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and r.mimetype == "text/html"  # other paths keep Flask's answer
