@@ -65,7 +65,7 @@ def enqueue(settings: Settings, queue: str, func: Callable[..., Any], *args: Any
     """Enqueue ``func(*args)`` with the retry policy. Raises if Redis is unreachable."""
     get_queue(settings, queue).enqueue(
         func, *args, job_id=job_id, retry=retry_policy(settings),
-        result_ttl=3600, failure_ttl=7 * 24 * 3600,
+        result_ttl=0, failure_ttl=7 * 24 * 3600,  # results live in the database
     )
 
 
@@ -74,7 +74,7 @@ def enqueue_many(settings: Settings, queue: str, func: Callable[..., Any],
     """Enqueue ``func(*args)`` for each (args, job_id) in one Redis pipeline."""
     q = get_queue(settings, queue)
     retry = retry_policy(settings)
-    jobs = [Queue.prepare_data(func, args, job_id=job_id, retry=retry, result_ttl=3600,
+    jobs = [Queue.prepare_data(func, args, job_id=job_id, retry=retry, result_ttl=0,
                                failure_ttl=7 * 24 * 3600) for args, job_id in calls]
     with q.connection.pipeline() as pipe:
         q.enqueue_many(jobs, pipeline=pipe)

@@ -23,14 +23,10 @@ def reply_channel(inbound_channel: str, settings: object) -> str:
     not configured (Twilio without credentials on a developer machine) answers
     through the console instead, so a local run still shows every reply.
     """
-    from .base import _FACTORIES, NotConfigured
+    from .base import NotConfigured, SendError, get_channel
 
-    load_all()
-    factory = _FACTORIES.get(inbound_channel)
-    if factory is None:
-        return "console"
     try:
-        factory(settings)  # type: ignore[arg-type]
-    except NotConfigured:
+        get_channel(inbound_channel, settings)  # type: ignore[arg-type]
+    except (NotConfigured, SendError):
         return "console"
     return inbound_channel

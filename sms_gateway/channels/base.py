@@ -11,6 +11,7 @@ invalid, configuration wrong).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,12 +97,23 @@ def registered() -> list[str]:
 
 
 def get_channel(name: str, settings: Settings) -> Channel:
-    """The sending side of channel ``name``, configured from ``settings``."""
+    """The sending side of channel ``name``, configured from ``settings``.
+
+    Built once per settings object: a provider client (HTTP session, pool) is
+    reused by every send instead of being set up per message.
+    """
     from . import load_all
 
-    load_all()
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
-        raise SendError(f"no channel named {name!r}", retryable=False, code="no-channel") from None
-    return factory(settings)
+    built = _INSTANCES.setdefault(settings, {})
+    channel = built.get(name)
+    if channel is None:
+        load_all()
+        try:
+            factory = _FACTORIES[name]
+        except KeyError:
+            raise SendError(f"no channel named {name!r}", retryable=False, code="no-channel") from None
+        channel = built[name] = factory(settings)
+    return channel
+
+
+_INSTANCES: weakref.WeakKeyDictionary[Settings, dict[str, Channel]] = weakref.WeakKeyDictionary()
