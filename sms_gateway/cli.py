@@ -80,7 +80,10 @@ def web() -> None:
     """Serve the webhooks with gunicorn on WEB_BIND."""
     settings = get_settings()
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", settings.WEB_BIND,
-                               "--workers", str(settings.WEB_WORKERS), "--access-logfile", "-",
+                               "--workers", str(settings.WEB_WORKERS), "--threads", str(settings.WEB_THREADS),
+                               "--worker-class", "gthread", "--access-logfile", "-",
+                               # Path only: Kannel's get-url carries phone numbers and a token in the query.
+                               "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
                                "--chdir", str(PROJECT_ROOT), "app:app"])
 
 

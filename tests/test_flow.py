@@ -218,3 +218,12 @@ def test_real_worker_process_answers_a_signed_webhook(client, settings, env, fak
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
+
+
+def test_metrics_show_messages_reports_and_queues(client, settings, work) -> None:
+    text_sms(client, work, "KEMENHUB ADUAN bus masih angkut pemudik")
+    body = client.get("/metrics").data.decode()
+    assert 'sms_gateway_reports{agency="KEMENHUB",status="diterima"} 1.0' in body
+    assert 'sms_gateway_inbound_messages{channel="twilio",state="processed"} 1.0' in body
+    assert 'sms_gateway_outbound_messages{channel="twilio",state="sent"} 1.0' in body
+    assert 'sms_gateway_queue_jobs{queue="inbound"} 0.0' in body

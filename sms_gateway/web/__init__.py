@@ -6,6 +6,7 @@ import importlib
 import logging
 
 from flask import Flask, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from .. import queue
@@ -14,6 +15,7 @@ from ..channels import CHANNEL_MODULES, load_all
 from ..config import Settings, get_settings, set_settings
 from ..db import get_engine
 from ..logs import configure_logging
+from ..metrics import GatewayCollector
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ def create_app(settings: Settings | None = None) -> Flask:
             checks["redis"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+
+    metrics_registry = CollectorRegistry()
+    metrics_registry.register(GatewayCollector(settings))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics: messages by state, reports by status, queue lengths."""
+        return Response(generate_latest(metrics_registry), mimetype=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> tuple[str, int]:
