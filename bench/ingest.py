@@ -143,9 +143,9 @@ def prepare_database(kind: str, tmp: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8, help="gthread threads per worker (as WEB_THREADS)")
+    parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (as WEB_THREADS)")
     parser.add_argument("--rounds", type=int, default=2, help="bare/gateway pairs, interleaved")
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args()

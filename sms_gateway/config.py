@@ -113,7 +113,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
-    Setting("WEB_THREADS", "8", "Threads per gunicorn worker: a webhook mostly waits on the "
+    Setting("WEB_THREADS", "32", "Threads per gunicorn worker: a webhook mostly waits on the "
             "database commit and Redis, so threads overlap those waits.", int),
 )
 
