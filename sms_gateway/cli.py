@@ -259,18 +259,8 @@ def prefixes_check(file: str | None) -> None:
         for problem in exc.problems:
             click.echo(problem.render(), err=True)
         sys.exit(1)
-    extra = _extra_checks(registry)
-    if extra:
-        for line in extra:
-            click.echo(line, err=True)
-        sys.exit(1)
     click.echo(f"{path}: ok ({len(registry.agencies)} agencies, {len(registry.names)} prefixes, "
                f"version {registry.version})")
-
-
-def _extra_checks(registry: Any) -> list[str]:
-    """Checks contributed by other parts (the rules engine) as ``file:line: problem`` lines."""
-    return []
 
 
 def _parse_one(text: str, registry: Any) -> dict[str, Any]:
