@@ -331,13 +331,16 @@ def record_delivery_status(
         return False
     if provider_id and row.provider_id and provider_id != row.provider_id:
         return False
-    row.provider_status = raw_status
     if provider_id and not row.provider_id:
         row.provider_id = provider_id
+    moves = OUTBOUND_RANK.get(new_state, -1) > OUTBOUND_RANK[row.state]
+    if not moves and new_state != row.state:
+        return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
+    row.provider_status = raw_status
     if error_code:
         row.error_code = error_code
         row.error = error or row.error
-    if OUTBOUND_RANK.get(new_state, -1) <= OUTBOUND_RANK[row.state]:
+    if not moves:
         return False
     row.state = new_state
     if new_state == OutboundState.DELIVERED:
