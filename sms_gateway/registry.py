@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gsm
-from .yamlfile import LineDict, LineList, YamlProblem, load
+from .yamlfile import LineDict, LineList, YamlProblem, load, unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,8 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
     if not isinstance(data, LineDict):
         raise RegistryError([YamlProblem(path, 1, "the file must be a mapping (keywords:, agencies:, replies: …)")])
 
-    for key in data:
-        if key not in TOP_KEYS:
-            c.add(data.line_of(key), f"unknown key {key!r} (expected one of {', '.join(sorted(TOP_KEYS))})")
+    for line, problem in unknown_keys(data, TOP_KEYS):
+        c.add(line, problem)
 
     # Every word a citizen may type first, to detect collisions:
     # compact word -> (owner, literal, line).
@@ -287,10 +286,8 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
         if not isinstance(spec, LineDict):
             c.add(line, f"agency {code}: expected name:, aliases:, parent:")
             continue
-        for key in spec:
-            if key not in AGENCY_KEYS:
-                c.add(spec.line_of(key), f"agency {code}: unknown key {key!r} "
-                      f"(expected one of {', '.join(sorted(AGENCY_KEYS))})")
+        for key_line, problem in unknown_keys(spec, AGENCY_KEYS, f"agency {code}"):
+            c.add(key_line, problem)
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             c.add(spec.line_of("name"), f"agency {code}: name is required")
@@ -408,10 +405,8 @@ def _coordinators(c: _Checker, data: LineDict, agencies: dict[str, Agency]) -> d
         if not isinstance(spec, LineDict):
             c.add(line, f"coordinator {code}: expected name:, watches:, admin_number:, webhook_url:")
             continue
-        for key in spec:
-            if key not in COORDINATOR_KEYS:
-                c.add(spec.line_of(key), f"coordinator {code}: unknown key {key!r} "
-                      f"(expected one of {', '.join(sorted(COORDINATOR_KEYS))})")
+        for key_line, problem in unknown_keys(spec, COORDINATOR_KEYS, f"coordinator {code}"):
+            c.add(key_line, problem)
         name = spec.get("name")
         if name is None and code in agencies:
             name = agencies[code].name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ class LineList(list[Any]):
     def line_of(self, index: int) -> int:
         """Line of item ``index``."""
         return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+def unknown_keys(node: LineDict, allowed: Collection[str], where: str = "") -> Iterator[tuple[int, str]]:
+    """(line, problem) for every key of ``node`` that is not in ``allowed``."""
+    prefix = f"{where}: " if where else ""
+    for key in node:
+        if key not in allowed:
+            yield node.line_of(key), f"{prefix}unknown key {key!r} (expected one of {', '.join(sorted(allowed))})"
 
 
 class _Loader(yaml.SafeLoader):

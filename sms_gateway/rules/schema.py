@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import deadlines
-from ..yamlfile import LineDict, LineList, YamlProblem
+from ..yamlfile import LineDict, LineList, YamlProblem, unknown_keys
 from . import normalize
 
 RULE_KEYS = {"name", "keywords", "weight", "priority", "veto", "requires"}
@@ -184,10 +184,8 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
         if not isinstance(node, LineDict):
             r.add(settings.line_of("rules"), "settings.rules: must map min_score, category_min_score, no_content")
         else:
-            for key in node:
-                if key not in SETTINGS_KEYS:
-                    r.add(node.line_of(key), f"settings.rules: unknown key {key!r} "
-                          f"(expected one of {', '.join(sorted(SETTINGS_KEYS))})")
+            for key_line, problem in unknown_keys(node, SETTINGS_KEYS, "settings.rules"):
+                r.add(key_line, problem)
             min_score = r.number(node, "min_score", DEFAULT_MIN_SCORE, "settings.rules")
             category_min_score = r.number(node, "category_min_score", DEFAULT_CATEGORY_MIN_SCORE,
                                           "settings.rules")
@@ -238,10 +236,8 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
                 r.add(spec_line, f"{what} rule {i}: expected keywords:, and optionally weight:, "
                       "priority:, veto:, requires:, name:")
                 continue
-            for key in spec:
-                if key not in RULE_KEYS:
-                    r.add(spec.line_of(key), f"{what} rule {i}: unknown key {key!r} "
-                          f"(expected one of {', '.join(sorted(RULE_KEYS))})")
+            for key_line, problem in unknown_keys(spec, RULE_KEYS, f"{what} rule {i}"):
+                r.add(key_line, problem)
             name = spec.get("name")
             if name is not None and not isinstance(name, str):
                 r.add(spec.line_of("name"), f"{what} rule {i}: name must be a text")
@@ -277,10 +273,8 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
             if not isinstance(spec, LineDict):
                 r.add(line, f"category {name}: expected special:, rules:")
                 continue
-            for key in spec:
-                if key not in CATEGORY_KEYS:
-                    r.add(spec.line_of(key), f"category {name}: unknown key {key!r} "
-                          f"(expected one of {', '.join(sorted(CATEGORY_KEYS))})")
+            for key_line, problem in unknown_keys(spec, CATEGORY_KEYS, f"category {name}"):
+                r.add(key_line, problem)
             special = spec.get("special", False)
             if not isinstance(special, bool):
                 r.add(spec.line_of("special"), f"category {name}: special must be true or false")

@@ -7,21 +7,9 @@ from pathlib import Path
 import pytest
 
 from sms_gateway.config import PROJECT_ROOT
-from sms_gateway.registry import RegistryError, parse_registry
-
-SHIPPED = (PROJECT_ROOT / "prefixes.yaml").read_text()
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "prefixes.yaml"
-    path.write_text(text)
-    with pytest.raises(RegistryError) as info:
-        parse_registry(path)
-    return [p.render() for p in info.value.problems]
-
-
-def line_of(text: str, needle: str) -> int:
-    return text[:text.index(needle)].count("\n") + 1
+from sms_gateway.registry import parse_registry
+from tests.test_registry import SHIPPED, line_of
+from tests.test_registry import problems_of as problems
 
 
 def test_the_shipped_coordinators() -> None:
