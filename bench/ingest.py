@@ -42,7 +42,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_BENCH = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest"
 
 LUA = r"""
-local bodies, sigs, i = {}, {}, 0
+local bodies, sigs, i = {}, {}, %(offset)d
 for line in io.lines("%(file)s") do
   local sig, body = line:match("^(%%S+) (.*)$")
   table.insert(sigs, sig); table.insert(bodies, body)
@@ -89,9 +89,10 @@ def write_requests(path: Path, n: int) -> None:
             f.write(f"{sig} {urlencode(params)}\n")
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen[bytes]:
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int, threads: int,
+             worker_class: str = "gevent") -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-           "--worker-class", "gthread", "--threads", str(threads),
+           "--worker-class", worker_class, "--threads", str(threads),
            "--chdir", str(ROOT), "--log-level", "warning", app]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_http(port)
@@ -106,9 +107,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def run_wrk(port: int, path: str, requests_file: Path, seconds: int, connections: int) -> dict[str, float]:
+def run_wrk(port: int, path: str, requests_file: Path, seconds: int, connections: int,
+            offset: int = 0) -> dict[str, float]:
+    """Load ``path`` for ``seconds``, replaying the requests from line ``offset`` on."""
     lua = requests_file.with_suffix(".lua")
-    lua.write_text(LUA % {"file": requests_file, "path": path})
+    lua.write_text(LUA % {"file": requests_file, "path": path, "offset": offset})
     out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True)
@@ -124,7 +127,9 @@ def run_wrk(port: int, path: str, requests_file: Path, seconds: int, connections
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rate": rate, "p50": pct("50"), "p99": pct("99"), "non2xx": float(errors.group(1)) if errors else 0.0}
+    sent = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rate": rate, "p50": pct("50"), "p99": pct("99"), "non2xx": float(errors.group(1)) if errors else 0.0,
+            "sent": float(sent)}
 
 
 def prepare_database(kind: str, tmp: Path) -> str:
@@ -140,11 +145,23 @@ def prepare_database(kind: str, tmp: Path) -> str:
     return PG_BENCH
 
 
+def count_stored(db_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        count = int(conn.execute(text("SELECT count(*) FROM inbound_messages")).scalar_one())
+    engine.dispose()
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", choices=["gevent", "gthread"], default="gevent",
+                        help="gunicorn worker class for both apps (as WEB_WORKER_CLASS)")
     parser.add_argument("--threads", type=int, default=32, help="gthread threads per worker (as WEB_THREADS)")
     parser.add_argument("--rounds", type=int, default=2, help="bare/gateway pairs, interleaved")
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
@@ -163,34 +180,48 @@ def main() -> None:
     Redis.from_url(REDIS).flushdb()
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS, "TWILIO_AUTH_TOKEN": TOKEN,
            "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    # Enough unique requests that no MessageSid repeats within a run (a duplicate is cheaper).
+    # Every request the gateway gets is a new message: each run replays the
+    # file from where the previous one stopped (a duplicate MessageSid would
+    # take the cheaper "already stored" path). Sized for 10,000 req/s.
     requests_file = tmp / "requests.txt"
-    write_requests(requests_file, 60_000 * args.seconds // 10 + 1000)
+    needed = 10_000 * (args.seconds + 2) * args.rounds
+    write_requests(requests_file, needed)
 
     results: dict[str, list[dict[str, float]]] = {"bare": [], "gateway": []}
+    offset = 0  # next unused request line, for the gateway
     for _ in range(args.rounds):
         for name, app, path in (("bare", "bench.bare_app:app", "/sms/twilio"), ("gateway", "app:app", "/sms/twilio")):
             port = free_port()
-            proc = gunicorn(app, port, env, args.workers, args.threads)
+            proc = gunicorn(app, port, env, args.workers, args.threads, args.worker_class)
             try:
-                run_wrk(port, path, requests_file, 2, args.connections)  # warm-up
-                results[name].append(run_wrk(port, path, requests_file, args.seconds, args.connections))
+                start = offset if name == "gateway" else 0
+                warm = run_wrk(port, path, requests_file, 2, args.connections, start)
+                run = run_wrk(port, path, requests_file, args.seconds, args.connections,
+                              start + int(warm["sent"]) + args.connections)
+                results[name].append(run)
+                if name == "gateway":  # wrk does not count the requests still in flight at the end
+                    offset = start + int(warm["sent"] + run["sent"]) + 2 * args.connections
             finally:
                 stop(proc)
-    stored = Redis.from_url(REDIS).llen("rq:queue:inbound")
+    if offset > needed:
+        sys.exit(f"only {needed} unique requests were prepared and {offset} were sent: raise `needed`")
+    stored, jobs = count_stored(db_url), Redis.from_url(REDIS).llen("rq:queue:inbound")
 
     def best(name: str) -> dict[str, float]:
         return max(results[name], key=lambda r: r["rate"])
 
     bare, gw = best("bare"), best("gateway")
-    print(f"machine: {os.cpu_count()} cores; gunicorn gthread --workers {args.workers} --threads {args.threads}; "
+    server = (f"gunicorn {args.worker_class} --workers {args.workers}"
+              + (f" --threads {args.threads}" if args.worker_class == "gthread" else ""))
+    print(f"machine: {os.cpu_count()} cores; {server}; "
           f"wrk -t1 -c{args.connections} -d{args.seconds}s; database {args.database}; "
           f"best of {args.rounds} interleaved rounds")
     print(f"{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, r in (("bare", bare), ("gateway", gw)):
         print(f"{name:10} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
     print(f"ratio gateway/bare: {gw['rate'] / bare['rate']:.2f} (target >= 0.50)")
-    print(f"messages enqueued for the worker: {stored}")
+    print(f"gateway requests sent: {offset}; messages stored: {stored}, "
+          f"in {jobs} RQ jobs (one per message or per stored batch)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -75,13 +75,19 @@ def scheduler() -> None:
     cron.start()
 
 
+WEB_WORKER_CLASSES = ("gevent", "gthread")
+
+
 @main.command()
 def web() -> None:
     """Serve the webhooks with gunicorn on WEB_BIND."""
     settings = get_settings()
+    if settings.WEB_WORKER_CLASS not in WEB_WORKER_CLASSES:
+        raise click.ClickException(f"WEB_WORKER_CLASS={settings.WEB_WORKER_CLASS!r}: expected "
+                                   f"{' or '.join(WEB_WORKER_CLASSES)}")
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", settings.WEB_BIND,
                                "--workers", str(settings.WEB_WORKERS), "--threads", str(settings.WEB_THREADS),
-                               "--worker-class", "gthread", "--access-logfile", "-",
+                               "--worker-class", settings.WEB_WORKER_CLASS, "--access-logfile", "-",
                                # Path only: Kannel's get-url carries phone numbers and a token in the query.
                                "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
                                "--chdir", str(PROJECT_ROOT), "app:app"])

@@ -113,8 +113,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
-    Setting("WEB_THREADS", "32", "Threads per gunicorn worker: a webhook mostly waits on the "
-            "database commit and Redis, so threads overlap those waits.", int),
+    Setting("WEB_WORKER_CLASS", "gevent", "gunicorn worker class: `gevent` (each worker serves "
+            "many webhooks cooperatively while they wait on the commit; twice the throughput of "
+            "threads, docs/BENCHMARKS.md) or `gthread` (threads, for code that must not be "
+            "monkey-patched)."),
+    Setting("WEB_THREADS", "32", "Threads per gunicorn worker when WEB_WORKER_CLASS is `gthread`.", int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

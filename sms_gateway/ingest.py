@@ -8,22 +8,28 @@ retry of the same message meets the unique (channel, external_id) key and is
 answered as a duplicate: nothing new is stored and nothing new is sent.
 
 Group commit: the request threads of one process hand their messages to one
-writer thread, which stores whatever is waiting in a single multi-row INSERT
-and COMMIT and enqueues the ids in one Redis pipeline. Under light load a
-batch is one message and nothing waits; under a surge the cost of a commit
-and of the Redis round trips is shared by the batch (docs/BENCHMARKS.md).
+writer thread, which stores whatever is waiting in one INSERT and one COMMIT
+and enqueues one RQ job for the batch (``jobs.process_inbound_batch``, which
+processes each id as ``process_inbound`` would). Under light load a batch is
+one message, enqueued as its own ``process_inbound`` job, and nothing waits;
+under a surge the cost of the commit, the Redis round trip and the RQ job is
+shared by the batch (docs/BENCHMARKS.md). A batch the database refuses is
+stored again message by message, so one bad message cannot fail the others.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select, tuple_
+from sqlalchemy.dialects import sqlite
 
 from . import phone, queue
 from .channels.base import IncomingSMS
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 WAIT_SECONDS = 60.0  # a request never waits forever for the writer
 
+Key = tuple[str, str]  # (channel, external_id): what makes a message the same message
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -46,17 +54,18 @@ class Accepted:
     enqueued: bool
 
 
-@dataclass
-class _Pending:
-    sms: IncomingSMS
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Accepted | None = None
-    error: BaseException | None = None
-
-
 def accept(settings: Settings, sms: IncomingSMS) -> Accepted:
     """Store ``sms`` exactly once and enqueue its processing. Raises if it could not be stored."""
     return _committer(settings).submit(sms)
+
+
+@dataclass
+class _Batch:
+    """Messages stored by one transaction; their requests wait on one event."""
+
+    messages: list[IncomingSMS] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    results: list[Accepted | BaseException] = field(default_factory=list)
 
 
 class _GroupCommitter:
@@ -65,38 +74,38 @@ class _GroupCommitter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._cond = threading.Condition()
-        self._pending: list[_Pending] = []
+        self._batches: list[_Batch] = []  # filled by requests, not yet taken by the writer
         threading.Thread(target=self._run, name="ingest-writer", daemon=True).start()
 
     def submit(self, sms: IncomingSMS) -> Accepted:
-        """Queue ``sms`` for the next batch and wait until that batch is committed."""
-        item = _Pending(sms)
+        """Add ``sms`` to the next batch and wait until that batch is committed."""
         with self._cond:
-            self._pending.append(item)
+            if not self._batches or len(self._batches[-1].messages) >= MAX_BATCH:
+                self._batches.append(_Batch())
+            batch = self._batches[-1]
+            index = len(batch.messages)
+            batch.messages.append(sms)
             self._cond.notify()
-        if not item.done.wait(WAIT_SECONDS):
+        if not batch.done.wait(WAIT_SECONDS):
             raise TimeoutError("the message store did not answer in time")
-        if item.error is not None:
-            raise item.error
-        assert item.result is not None
-        return item.result
+        result = batch.results[index]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending:
+                while not self._batches:
                     self._cond.wait()
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                results = _store_and_enqueue(self.settings, [item.sms for item in batch])
-                for item, result in zip(batch, results, strict=True):
-                    item.result = result
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request, which raises it
-                for item in batch:
-                    item.error = exc
-            finally:
-                for item in batch:
-                    item.done.set()
+                batches, self._batches = self._batches, []
+            for batch in batches:
+                try:
+                    batch.results = _store_and_enqueue(self.settings, batch.messages)
+                except BaseException as exc:  # noqa: BLE001 - handed to every waiting request, which raises it
+                    batch.results = [exc] * len(batch.messages)
+                finally:
+                    batch.done.set()
 
 
 _COMMITTERS: dict[tuple[int, str, str], _GroupCommitter] = {}
@@ -113,47 +122,68 @@ def _committer(settings: Settings) -> _GroupCommitter:
         return committer
 
 
-def _insert(url: str) -> Any:
-    dialect = postgresql if url.startswith("postgresql") else sqlite
-    return dialect.insert(InboundMessage)
-
-
-def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted]:
-    now = utcnow()
-    rows: list[dict[str, Any]] = [{
+def _row(settings: Settings, sms: IncomingSMS, now: datetime) -> dict[str, Any]:
+    return {
         "channel": sms.channel,
         "external_id": sms.external_id,
         "sender": phone.normalize(sms.sender, settings.DEFAULT_REGION),
         "recipient": sms.recipient,
-        "text": sms.text,
+        "text": _storable(sms.text),
         "received_at": now,
         "provider_time": sms.provider_time,
         "incomplete": sms.incomplete,
-        "state": InboundState.RECEIVED,
+        "state": InboundState.RECEIVED.value,
         "meta": sms.meta or {},
-    } for sms in messages]
-    table = InboundMessage.__table__
-    # One statement for every batch size: SQLAlchemy's "insertmanyvalues" turns
-    # the executemany into multi-row INSERTs without compiling anew each time.
-    stmt = (_insert(settings.DATABASE_URL)
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(table.c.id, table.c.channel, table.c.external_id))
-    keys = {(sms.channel, sms.external_id) for sms in messages}
-    with get_engine(settings.DATABASE_URL).begin() as conn:
-        created = {(ch, ext): i for i, ch, ext in conn.execute(stmt, rows)}
-        missing = keys - created.keys()
-        existing = {(ch, ext): i for i, ch, ext in conn.execute(
-            select(table.c.id, table.c.channel, table.c.external_id)
-            .where(tuple_(table.c.channel, table.c.external_id).in_(list(missing))))} if missing else {}
+    }
 
+
+def _storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: a UCS-2 SMS can carry NUL or half a
+    surrogate pair, which text columns refuse. Keep the message, mark the character."""
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted | BaseException]:
+    now = utcnow()
+    rows = [_row(settings, sms, now) for sms in messages]
+    try:
+        created, existing = _store(settings.DATABASE_URL, rows)
+    except Exception:
+        if len(rows) == 1:
+            raise
+        log.exception("batch of %s messages refused; storing them one by one", len(rows))
+        return [_one_by_one(settings, sms, row) for sms, row in zip(messages, rows, strict=True)]
     enqueued = _enqueue(settings, sorted(created.values())) if created else False
-    results: list[Accepted] = []
-    first_seen: set[tuple[str, str]] = set()
+    return _results(messages, rows, created, existing, enqueued)
+
+
+def _one_by_one(settings: Settings, sms: IncomingSMS, row: dict[str, Any]) -> Accepted | BaseException:
+    try:
+        created, existing = _store(settings.DATABASE_URL, [row])
+    except Exception as exc:  # noqa: BLE001 - this message alone fails: only its request gets the error
+        log.error("could not store %s message %s from %s: %s",
+                  sms.channel, sms.external_id, phone.mask(row["sender"]), exc)
+        return exc
+    enqueued = _enqueue(settings, list(created.values())) if created else False
+    return _results([sms], [row], created, existing, enqueued)[0]
+
+
+def _results(messages: list[IncomingSMS], rows: list[dict[str, Any]], created: dict[Key, int],
+             existing: dict[Key, int], enqueued: bool) -> list[Accepted | BaseException]:
+    results: list[Accepted | BaseException] = []
+    first_seen: set[Key] = set()
+    verbose = log.isEnabledFor(logging.INFO)
     for sms, row in zip(messages, rows, strict=True):
         key = (sms.channel, sms.external_id)
         if key in created and key not in first_seen:
             first_seen.add(key)
-            log.info("stored %s message #%s from %s", sms.channel, created[key], phone.mask(row["sender"]))
+            if verbose:
+                log.info("stored %s message #%s from %s", sms.channel, created[key], phone.mask(row["sender"]))
             results.append(Accepted(created[key], created=True, enqueued=enqueued))
         else:
             inbound_id = created.get(key) or existing[key]
@@ -163,13 +193,82 @@ def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[
     return results
 
 
+# One statement whatever the batch size: the rows travel as one JSON document,
+# so the query text is constant (prepared once by psycopg) and adapting the
+# batch is one C-level json.dumps instead of a bound parameter per field.
+_PG_INSERT = """
+INSERT INTO inbound_messages
+    (channel, external_id, sender, recipient, text, received_at, provider_time, incomplete, state, meta)
+SELECT channel, external_id, sender, recipient, text, received_at, provider_time, incomplete, state, meta
+FROM json_to_recordset(%s::json) AS t(
+    channel text, external_id text, sender text, recipient text, text text,
+    received_at timestamptz, provider_time timestamptz, incomplete boolean, state text, meta json)
+ON CONFLICT (channel, external_id) DO NOTHING
+RETURNING id, channel, external_id
+"""
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_AUTOCOMMIT: dict[Engine, Engine] = {}
+
+
+def _autocommit(engine: Engine) -> Engine:
+    """``engine`` with its connections in autocommit (the same pool)."""
+    proxy = _AUTOCOMMIT.get(engine)
+    if proxy is None:
+        proxy = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return proxy
+
+
+def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[Key, int]]:
+    """Insert ``rows`` in one transaction; the ids created, and the ids of rows already there."""
+    engine = get_engine(url)
+    keys = {(row["channel"], row["external_id"]) for row in rows}
+    table = InboundMessage.__table__
+    if engine.dialect.name == "postgresql":
+        # One statement is one transaction in autocommit: INSERT and COMMIT in a
+        # single round trip instead of three (BEGIN, INSERT, COMMIT).
+        document = json.dumps(rows, default=_json_default)
+        with _autocommit(engine).connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.execute(_PG_INSERT, (document,))
+            created = {(ch, ext): i for i, ch, ext in cursor.fetchall()}
+    else:  # SQLite, the first-run default: the plain SQLAlchemy statement
+        stmt = (sqlite.insert(InboundMessage)
+                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+                .returning(table.c.id, table.c.channel, table.c.external_id))
+        with engine.begin() as conn:
+            created = {(ch, ext): i for i, ch, ext in conn.execute(stmt, rows)}
+    missing = keys - created.keys()
+    if not missing:
+        return created, {}
+    # The rows we collided with are committed: ON CONFLICT waited for their transaction.
+    with engine.connect() as conn:
+        existing = {(ch, ext): i for i, ch, ext in conn.execute(
+            select(table.c.id, table.c.channel, table.c.external_id)
+            .where(tuple_(table.c.channel, table.c.external_id).in_(list(missing))))}
+    return created, existing
+
+
 def _enqueue(settings: Settings, inbound_ids: list[int]) -> bool:
     """Enqueue processing of committed messages; False when Redis is down (the sweeper retries)."""
-    from .jobs import process_inbound
+    from .jobs import process_inbound, process_inbound_batch
 
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    if len(inbound_ids) == 1:  # light load: the message's own job, as the sweeper would enqueue it
+        func, args, job_id = process_inbound, (inbound_ids[0],), f"inbound-{inbound_ids[0]}"
+    else:
+        func, args, job_id = process_inbound_batch, (inbound_ids,), f"inbound-batch-{inbound_ids[0]}"
     try:
-        queue.enqueue_many(settings, queue.INBOUND, process_inbound,
-                           [((i,), f"inbound-{i}") for i in inbound_ids])
+        # enqueue_many: one pipeline, one round trip (enqueue() takes two).
+        queue.enqueue_many(settings, queue.INBOUND, func, [(args, job_id)])
     except Exception:  # stored already; the sweeper will enqueue them
         log.exception("could not enqueue inbound %s; the sweeper will retry", inbound_ids)
         return False

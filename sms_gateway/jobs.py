@@ -3,6 +3,8 @@
 - ``process_inbound(id)``: parse a stored SMS, create its report (or answer the
   command), create the reply row, commit, enqueue the send. A second run finds
   the message processed and only re-enqueues a reply that is still waiting.
+- ``process_inbound_batch(ids)``: the same for the messages one ingest batch
+  stored together; a message that fails is handed to its own job.
 - ``send_outbound(id)``: claim the reply (queued → sending) in one UPDATE, so
   two runs cannot both send; hand it to its channel; record the outcome.
   Temporary failures raise so RQ retries with backoff; permanent ones mark the
@@ -158,6 +160,26 @@ def process_inbound(inbound_id: int) -> str:
             ).values(error=f"{type(exc).__name__}: {exc}"[:2000]))
             session.commit()
         raise
+
+
+def process_inbound_batch(inbound_ids: list[int]) -> dict[str, int]:
+    """``process_inbound`` for each message an ingest batch stored together.
+
+    A message that raises gets its own ``process_inbound`` job, with the usual
+    retries, and the batch goes on: one bad message neither blocks nor repeats
+    its neighbours. If even that enqueue fails, the message stays ``received``
+    and the sweeper picks it up.
+    """
+    settings = get_settings()
+    outcomes: dict[str, int] = {}
+    for inbound_id in inbound_ids:
+        try:
+            outcome = process_inbound(inbound_id)
+        except Exception:
+            log.exception("inbound #%s failed in a batch; retrying it on its own", inbound_id)
+            outcome = "retrying" if enqueue_processing(settings, inbound_id) else "left for the sweeper"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 def _process_inbound(settings: Settings, inbound_id: int) -> str:

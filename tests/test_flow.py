@@ -227,3 +227,40 @@ def test_metrics_show_messages_reports_and_queues(client, settings, work) -> Non
     assert 'sms_gateway_inbound_messages{channel="twilio",state="processed"} 1.0' in body
     assert 'sms_gateway_outbound_messages{channel="twilio",state="sent"} 1.0' in body
     assert 'sms_gateway_queue_jobs{queue="inbound"} 0.0' in body
+
+
+def test_a_batch_job_hands_a_failing_message_to_its_own_job(settings, redis_conn, fake_twilio, monkeypatch,
+                                                            work) -> None:
+    """One stored batch, one RQ job; a message that raises is retried alone, the others go on."""
+    from rq import Queue
+
+    from sms_gateway import ingest
+    from sms_gateway.channels.base import IncomingSMS
+
+    texts = ["PLN ADUAN listrik mati sejak pagi", "KAI ADUAN kereta terlambat 2 jam", "CEK 12345678"]
+    stored = ingest._store_and_enqueue(settings, [
+        IncomingSMS(channel="twilio", external_id=f"SMB{i}", sender=f"08123456780{i}", text=text)
+        for i, text in enumerate(texts)])
+    ids = [r.inbound_id for r in stored]  # type: ignore[union-attr]
+    assert Queue("inbound", connection=redis_conn).job_ids == [f"inbound-batch-{ids[0]}"]
+
+    real = jobs._process_inbound
+
+    def database_hiccup(settings_: Settings, inbound_id: int) -> str:
+        if inbound_id == ids[1]:
+            raise RuntimeError("server closed the connection unexpectedly")
+        return real(settings_, inbound_id)
+
+    monkeypatch.setattr(jobs, "_process_inbound", database_hiccup)
+    assert jobs.process_inbound_batch(ids) == {"ack": 1, "retrying": 1, "status": 1}
+    with session_factory(settings.DATABASE_URL)() as s:
+        failed = s.get(InboundMessage, ids[1])
+        assert (failed.state, failed.error) == ("received", "RuntimeError: server closed the connection unexpectedly")
+    assert f"inbound-{ids[1]}" in Queue("inbound", connection=redis_conn).job_ids
+
+    monkeypatch.setattr(jobs, "_process_inbound", real)
+    run_jobs(settings)  # the batch job again (idempotent), then the retry on its own
+    with session_factory(settings.DATABASE_URL)() as s:
+        assert [s.get(InboundMessage, i).state for i in ids] == ["processed"] * 3
+    assert sorted(m.form["To"] for m in fake_twilio.messages) == ["+6281234567800", "+6281234567801",
+                                                                  "+6281234567802"]

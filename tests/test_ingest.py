@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from rq import Queue
 from sqlalchemy import func, select
 
@@ -35,8 +36,19 @@ def test_concurrent_submissions_and_retries_store_each_message_once(settings, re
         row = s.scalars(select(InboundMessage).where(InboundMessage.external_id == "SM0007")).one()
         assert (row.sender, row.text, row.meta, row.state) == ("+6281234567890", "PLN ADUAN listrik mati #7",
                                                                {"n": 7}, "received")
-    jobs = Queue("inbound", connection=redis_conn).job_ids
-    assert sorted(jobs) == sorted(f"inbound-{r.inbound_id}" for r in created)
+    assert sorted(queued_ids(redis_conn)) == sorted(r.inbound_id for r in created)  # each once
+
+
+def queued_ids(redis_conn) -> list[int]:
+    """Inbound ids the queued jobs will process: one job per message or per stored batch."""
+    ids: list[int] = []
+    for job in Queue("inbound", connection=redis_conn).jobs:
+        if job.func_name == "sms_gateway.jobs.process_inbound":
+            ids.append(job.args[0])
+        else:
+            assert job.func_name == "sms_gateway.jobs.process_inbound_batch"
+            ids.extend(job.args[0])
+    return ids
 
 
 def test_message_is_stored_even_when_redis_is_down(env) -> None:
@@ -55,3 +67,32 @@ def test_database_down_raises_so_the_provider_retries(env) -> None:
         assert "127.0.0.1" in str(exc) or "connect" in str(exc).lower()
     else:
         raise AssertionError("accept() returned without storing")
+
+
+def test_text_a_database_cannot_hold_is_kept_with_a_replacement_character(settings, redis_conn) -> None:
+    # A UCS-2 SMS can carry NUL or half a surrogate pair; PostgreSQL text refuses both.
+    result = ingest.accept(settings, IncomingSMS(channel="kannel", external_id="k1", sender="081234567890",
+                                                 text="lampu\x00mati \ud83d di gang 5"))
+    with session_factory(settings.DATABASE_URL)() as s:
+        assert s.get(InboundMessage, result.inbound_id).text == "lampu\ufffdmati \ufffd di gang 5"
+
+
+def test_a_message_the_database_refuses_fails_alone_not_its_batch(settings, redis_conn) -> None:
+    if not settings.DATABASE_URL.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce column lengths")
+    refused = IncomingSMS(channel="kannel", external_id="k-long", sender="X" * 40, text="PLN ADUAN mati")
+    results = ingest._store_and_enqueue(settings, [sms(1), refused, sms(2)])
+    assert isinstance(results[1], Exception)  # only that request answers 500; the provider retries it
+    assert [r.created for r in (results[0], results[2])] == [True, True]  # type: ignore[union-attr]
+    with session_factory(settings.DATABASE_URL)() as s:
+        assert sorted(s.scalars(select(InboundMessage.external_id))) == ["SM0001", "SM0002"]
+    assert sorted(queued_ids(redis_conn)) == sorted(r.inbound_id for r in (results[0], results[2]))  # type: ignore[union-attr]
+
+
+def test_a_batch_is_one_job_and_a_lone_message_its_own(settings, redis_conn) -> None:
+    ingest._store_and_enqueue(settings, [sms(1), sms(2), sms(3)])
+    ingest._store_and_enqueue(settings, [sms(4)])
+    jobs = Queue("inbound", connection=redis_conn).jobs
+    assert [(j.func_name.rsplit(".", 1)[1], len(j.args[0]) if isinstance(j.args[0], list) else 1)
+            for j in jobs] == [("process_inbound_batch", 3), ("process_inbound", 1)]
+    assert jobs[1].id == f"inbound-{jobs[1].args[0]}"  # what the sweeper would enqueue for it

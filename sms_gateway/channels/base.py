@@ -33,6 +33,11 @@ class IncomingSMS:
     incomplete: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Checked here, in the channel's own request, not later in a shared ingest batch.
+        if self.provider_time is not None and self.provider_time.tzinfo is None:
+            raise ValueError("provider_time must be an aware datetime (UTC)")
+
 
 @dataclass(frozen=True)
 class OutgoingSMS:
