@@ -1,14 +1,16 @@
 """Ingest throughput: signed Twilio webhooks against gunicorn, next to a bare Flask endpoint.
 
-Both apps are served the same way (gunicorn, same workers) in the same run and
-loaded by wrk with pre-signed, unique requests (wrk's Lua cannot compute
-HMAC-SHA1). The bare endpoint parses the form and answers the same empty TwiML:
-it is the ceiling of the stack (HTTP + gunicorn + Flask) on this machine. The
-gateway adds what a message needs before it is acknowledged: the signature
-check, the committed INSERT and the RQ enqueue.
+Both apps are served the same way (gunicorn, same worker class and workers)
+in the same run and loaded by wrk with pre-signed requests (wrk's Lua cannot
+compute HMAC-SHA1); every request the gateway gets carries a new MessageSid.
+The bare endpoint parses the form and answers the same empty TwiML: it is the
+ceiling of the stack (HTTP + gunicorn + Flask) on this machine. The gateway
+adds what a message needs before it is acknowledged: the signature check, the
+committed INSERT and the RQ enqueue.
 
     apt-get install wrk
-    .venv/bin/python bench/ingest.py [--requests 20000] [--connections 16] [--database postgresql]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--connections 64]
+        [--worker-class gevent|gthread] [--database postgresql|sqlite]
 
 Needs Redis on 127.0.0.1:6379 (uses db 14, flushed) and, for PostgreSQL, the
 local server (a scratch database ``bench_ingest`` is created).
@@ -220,8 +222,8 @@ def main() -> None:
     for name, r in (("bare", bare), ("gateway", gw)):
         print(f"{name:10} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
     print(f"ratio gateway/bare: {gw['rate'] / bare['rate']:.2f} (target >= 0.50)")
-    print(f"gateway requests sent: {offset}; messages stored: {stored}, "
-          f"in {jobs} RQ jobs (one per message or per stored batch)")
+    print(f"messages stored (each request a new MessageSid): {stored}, handed to the worker in {jobs} RQ jobs "
+          f"(one per stored batch; {stored / max(jobs, 1):.1f} messages per job)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -50,7 +50,9 @@ class GatewayCollector(Collector):
         yield inbound
         yield outbound
         yield reports
-        waiting = GaugeMetricFamily("sms_gateway_queue_jobs", "Jobs waiting in each RQ queue", labels=["queue"])
+        waiting = GaugeMetricFamily(
+            "sms_gateway_queue_jobs", "Jobs waiting in each RQ queue (an inbound job may carry a "
+            "batch of messages: sms_gateway_inbound_messages{state=\"received\"} counts those)", labels=["queue"])
         try:
             from rq import Queue
 
