@@ -115,11 +115,13 @@ _COMMITTERS_LOCK = threading.Lock()
 def _committer(settings: Settings) -> _GroupCommitter:
     # Keyed by pid: a forked process (gunicorn worker) must not share its parent's thread.
     key = (os.getpid(), settings.DATABASE_URL, str(settings.REDIS_URL))
-    with _COMMITTERS_LOCK:
-        committer = _COMMITTERS.get(key)
-        if committer is None:
-            committer = _COMMITTERS[key] = _GroupCommitter(settings)
-        return committer
+    committer = _COMMITTERS.get(key)
+    if committer is None:
+        with _COMMITTERS_LOCK:
+            committer = _COMMITTERS.get(key)
+            if committer is None:
+                committer = _COMMITTERS[key] = _GroupCommitter(settings)
+    return committer
 
 
 def _row(settings: Settings, sms: IncomingSMS, now: datetime) -> dict[str, Any]:

@@ -118,7 +118,8 @@ def _signature_problem(settings: Settings) -> str | None:
     if not signature:
         return "missing X-Twilio-Signature"
     url = settings.public_url(request.full_path if request.query_string else request.path)
-    validator, params = RequestValidator(token), request.form.to_dict()
+    # The form itself, not a dict copy: the SDK reads repeated fields from a MultiDict.
+    validator, params = RequestValidator(token), request.form
     # validate() always computes two HMACs (the URL with and without a port);
     # the URL as configured is the one Twilio signs, so try it alone first.
     if not (hmac.compare_digest(validator.compute_signature(url, params).encode(), signature.encode())
