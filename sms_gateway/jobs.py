@@ -353,23 +353,32 @@ def record_delivery_status(
         return False
     if provider_id and row.provider_id and provider_id != row.provider_id:
         return False
-    if provider_id and not row.provider_id:
-        row.provider_id = provider_id
-    moves = OUTBOUND_RANK.get(new_state, -1) > OUTBOUND_RANK[row.state]
-    if not moves and new_state != row.state:
-        return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
-    row.provider_status = raw_status
-    if error_code:
-        row.error_code = error_code
-        row.error = error or row.error
-    if not moves:
+    rank = OUTBOUND_RANK.get(new_state, -1)
+    if rank <= OUTBOUND_RANK[row.state]:
+        if new_state != row.state:
+            return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
+        row.provider_status = raw_status  # the same state again: only the provider's words are news
+        if error_code:
+            row.error_code, row.error = error_code, error or row.error
         return False
-    row.state = new_state
+    values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
+    if provider_id and not row.provider_id:
+        values["provider_id"] = provider_id
+    if error_code:
+        values["error_code"], values["error"] = error_code, error or row.error
     if new_state == OutboundState.DELIVERED:
-        row.delivered_at = utcnow()
+        values["delivered_at"] = utcnow()
     if new_state == OutboundState.SENT and row.sent_at is None:
-        row.sent_at = utcnow()
-    return True
+        values["sent_at"] = utcnow()
+    # The move is conditional on the state still being behind: SQLite ignores
+    # FOR UPDATE, so another report may have committed since the read above.
+    behind = [state for state, r in OUTBOUND_RANK.items() if r < rank]
+    moved = session.execute(  # type: ignore[attr-defined]
+        update(OutboundMessage).where(OutboundMessage.id == outbound_id, OutboundMessage.state.in_(behind))
+        .values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    session.expire(row)  # whatever happened, the database has the truth
+    return bool(moved)
 
 
 def retry_outbound(settings: Settings, outbound_id: int) -> bool:

@@ -9,7 +9,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from sms_gateway import jobs
-from sms_gateway.db import session_factory
+from sms_gateway.db import get_engine, session_factory
 from sms_gateway.models import InboundMessage, OutboundMessage, Report
 from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
 from tests.support import twilio_signature
@@ -235,6 +235,46 @@ def test_status_callbacks_never_move_a_message_backwards(client, settings, work)
     out = only(settings, OutboundMessage)
     assert (out.state, out.provider_status) == ("delivered", "delivered")
     assert out.delivered_at is not None
+
+
+def test_concurrent_reports_cannot_undo_each_other(client, settings, work) -> None:
+    """Two delivery reports handled at once: the one that decided first must not win.
+
+    Kannel sends DLR 8 and DLR 1 within a millisecond of each other. SQLite has
+    no FOR UPDATE: a handler can read the row, then another handler commits,
+    then the first one writes what it decided from its stale read."""
+    if not settings.DATABASE_URL.startswith("sqlite"):
+        pytest.skip("PostgreSQL's FOR UPDATE makes the second report wait for the first")
+    from sqlalchemy import event
+
+    from sms_gateway.jobs import record_delivery_status
+
+    post_signed(client, sms_params())
+    work()
+    out_id = only(settings, OutboundMessage).id
+    sessions = session_factory(settings.DATABASE_URL)
+
+    engine = get_engine(settings.DATABASE_URL)
+    interleaved: list[str] = []
+
+    def other_report_commits_first(_conn, _cursor, statement: str, *_args: object) -> None:
+        # Just before the first handler writes (it has read "sent"), the second one commits.
+        if statement.startswith("UPDATE outbound_messages") and not interleaved:
+            interleaved.append(statement)
+            with sessions() as other:
+                assert record_delivery_status(other, out_id, "delivered", "DELIVRD")
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", other_report_commits_first)
+    try:
+        with sessions() as session:
+            record_delivery_status(session, out_id, "undelivered", "UNDELIV", "30003")
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", other_report_commits_first)
+    assert interleaved
+    out = only(settings, OutboundMessage)
+    assert (out.state, out.provider_status, out.error_code) == ("delivered", "DELIVRD", None)
 
 
 def test_undelivered_callback_records_the_error_code(client, settings, work) -> None:
