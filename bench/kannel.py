@@ -84,9 +84,10 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
 
 
 def gunicorn(app: str, port: int, env: dict[str, str], log: Path, workers: int,
-             threads: int) -> subprocess.Popen[bytes]:
+             threads: int, worker_class: str = "gevent") -> subprocess.Popen[bytes]:
     proc = start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                  "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning", app], env, log)
+                  "--worker-class", worker_class, "--threads", str(threads), "--log-level", "warning", app],
+                 env, log)
     wait_for_port(port, 30, f"gunicorn {app}", log)
     return proc
 
@@ -243,10 +244,11 @@ def run_setup(name: str, args: argparse.Namespace, workdir: Path, db_url: str, f
     try:
         if name == "responder":
             procs.append(gunicorn("bench.kannel:responder_app", port, env, workdir / "gunicorn.log",
-                                  args.workers, args.threads))
+                                  args.workers, args.threads, args.worker_class))
         elif name == "gateway":
             empty_gateway(db_url, args.redis_url)
-            procs.append(gunicorn("app:app", port, env, workdir / "gunicorn.log", args.workers, args.threads))
+            procs.append(gunicorn("app:app", port, env, workdir / "gunicorn.log", args.workers, args.threads,
+                                  args.worker_class))
             for i in range(args.rq_workers):
                 procs.append(start([sys.executable, "worker.py"], env, workdir / f"worker-{i}.log"))
         stack.start()
@@ -270,6 +272,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of the paced run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (responder and gateway)")
+    parser.add_argument("--worker-class", choices=["gevent", "gthread"], default="gevent",
+                        help="gunicorn worker class (responder and gateway; as WEB_WORKER_CLASS)")
     parser.add_argument("--threads", type=int, default=8, help="gthread threads per gunicorn worker")
     parser.add_argument("--rq-workers", type=int, default=2, help="worker.py processes for the gateway")
     parser.add_argument("--dlr-mask", type=int, default=31, help="KANNEL_DLR_MASK of the gateway")
@@ -309,7 +313,8 @@ def main() -> None:
 
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"database {db_url.split(':')[0]}; burst {args.burst} SMS (fakesmsc -i 0 -z 1); "
-          f"paced {args.rate:.0f} SMS/s x {args.seconds:.0f} s; gunicorn gthread {args.workers}x{args.threads}; "
+          f"paced {args.rate:.0f} SMS/s x {args.seconds:.0f} s; gunicorn {args.worker_class} {args.workers} workers"
+          f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}; "
           f"{args.rq_workers} RQ workers; {args.rounds} interleaved rounds (median)")
     print("| set-up | burst msg/s | CPU ms/SMS: Kannel | web | workers | paced p50 ms | paced p95 ms |\n"
           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
