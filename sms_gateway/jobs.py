@@ -10,7 +10,8 @@
   Temporary failures raise so RQ retries with backoff; permanent ones mark the
   row failed with the provider's reason.
 - ``sweep()``: periodic; re-enqueues what a crash between commit and enqueue
-  left behind, and surfaces sends interrupted mid-call.
+  left behind (not what is merely waiting in a backlog), and surfaces sends
+  interrupted mid-call.
 
 Failures are never swallowed: a job that cannot do its work raises, RQ keeps it
 in the failed registry, and the row's state tells the operator what happened.
@@ -19,7 +20,7 @@ in the failed registry, and the row's state tells the operator what happened.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -403,10 +404,18 @@ def sweep() -> dict[str, int]:
     # A reply waiting for an RQ retry is not lost: leave it the longest backoff.
     retry_wait = timedelta(seconds=max(settings.retry_intervals or [0]))
     counts = {"inbound": 0, "outbound": 0, "interrupted": 0}
+    # During a backlog the messages behind the oldest waiting job are still
+    # queued, not lost: re-enqueueing them would only add work to the backlog.
+    # The queue is first in, first out, so a message received well before that
+    # job was enqueued has had its own job taken already (or never had one).
+    stale_before = now - grace
+    backlog_since = _oldest_waiting(settings, queue.INBOUND)
+    if backlog_since is not None:
+        stale_before = min(stale_before, backlog_since - grace)
     with sessions() as session:
         stale_in = session.scalars(
             select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED,
-                                            InboundMessage.received_at < now - grace).limit(1000)
+                                            InboundMessage.received_at < stale_before).limit(1000)
         ).all()
         for inbound_id in stale_in:
             counts["inbound"] += enqueue_processing(settings, inbound_id)
@@ -438,6 +447,22 @@ def sweep() -> dict[str, int]:
         log.warning("sweep: re-enqueued %(inbound)s inbound, %(outbound)s outbound; "
                     "%(interrupted)s interrupted sends marked failed", counts)
     return counts
+
+
+def _oldest_waiting(settings: Settings, queue_name: str) -> datetime | None:
+    """When the job at the head of ``queue_name`` was enqueued; None when the queue is empty."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    rq_queue = queue.get_queue(settings, queue_name)
+    for job_id in rq_queue.get_job_ids(0, 10):
+        try:
+            enqueued_at = Job.fetch(job_id, connection=rq_queue.connection).enqueued_at
+        except NoSuchJobError:  # taken by a worker since the LRANGE
+            continue
+        if enqueued_at is not None:
+            return enqueued_at
+    return None
 
 
 # Periodic jobs run by `sms-gateway scheduler` (RQ's CronScheduler): (function, seconds).

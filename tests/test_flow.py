@@ -149,6 +149,31 @@ def test_sweeper_recovers_messages_whose_job_was_lost(env, client, redis_conn, f
     assert only(settings, InboundMessage).state == "processed"
 
 
+def test_sweeper_leaves_a_backlog_alone_and_recovers_what_was_lost_before_it(env, settings, redis_conn) -> None:
+    """A surge: the worker is minutes behind. Queued messages are not lost; one whose job was is."""
+    import time_machine
+    from rq import Queue
+
+    from sms_gateway import ingest
+    from sms_gateway.channels.base import IncomingSMS
+
+    def sms(sid: str) -> IncomingSMS:
+        return IncomingSMS(channel="twilio", external_id=sid, sender="081234567890", text="PLN ADUAN mati")
+
+    start = utcnow()
+    with time_machine.travel(start, tick=False):
+        lost = ingest.accept(Settings({**env, "REDIS_URL": "redis://127.0.0.1:9/0"}), sms("SML"))
+    assert not lost.enqueued  # stored while Redis was unreachable
+    with time_machine.travel(start + timedelta(minutes=5), tick=False):
+        queued = [ingest.accept(settings, sms(f"SMQ{i}")).inbound_id for i in range(3)]
+    inbound = Queue("inbound", connection=redis_conn)
+    assert len(inbound.job_ids) == 3
+    with time_machine.travel(start + timedelta(minutes=30), tick=False):  # nobody has worked the queue
+        assert jobs.sweep()["inbound"] == 1
+    assert inbound.job_ids[-1] == f"inbound-{lost.inbound_id}"  # only the lost one, behind the backlog
+    assert len(inbound.job_ids) == 4 and lost.inbound_id not in queued
+
+
 def test_sweeper_marks_sends_interrupted_mid_call_failed_and_visible(env, client, fake_twilio) -> None:
     settings = Settings({**env, "SWEEP_GRACE": "0"})
     set_settings(settings)
