@@ -7,8 +7,9 @@ the message is still stored and the sweeper enqueues it later. A provider
 retry of the same message meets the unique (channel, external_id) key and is
 answered as a duplicate: nothing new is stored and nothing new is sent.
 
-Group commit: the request threads of one process hand their messages to one
-writer thread, which stores whatever is waiting in one INSERT and one COMMIT
+Group commit: the requests of one process (greenlets under the default gevent
+workers, threads under gthread) hand their messages to one writer, which
+stores whatever is waiting in one INSERT and one COMMIT
 and enqueues one RQ job for the batch (``jobs.process_inbound_batch``, which
 processes each id as ``process_inbound`` would). Under light load a batch is
 one message, enqueued as its own ``process_inbound`` job, and nothing waits;
