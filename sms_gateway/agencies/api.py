@@ -7,7 +7,7 @@ caller's scope answers 404 exactly like a report that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache, wraps
 from typing import Any, TypeVar, cast
@@ -160,6 +160,16 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def list_arg(name: str, allowed: Iterable[str]) -> list[str]:
+    """Query parameter ``name`` as a comma-separated list; 400 for a value not in ``allowed``."""
+    values = [v for v in request.args.get(name, "").split(",") if v]
+    allowed = list(allowed)
+    for value in values:
+        if value not in allowed:
+            raise ApiError(400, f"unknown {name} {value!r} (expected {', '.join(allowed)})")
+    return values
+
+
 def parse_moment(raw: str, name: str) -> datetime:
     """An ISO date (midnight in Jakarta) or datetime (naive = Jakarta) as aware UTC."""
     try:
@@ -206,10 +216,7 @@ def list_reports() -> Response:
     visible = visible_agencies(registry, principal)
     if visible is not None:
         query = query.where(Report.agency.in_(sorted(visible)))
-    statuses = [s for s in request.args.get("status", "").split(",") if s]
-    for status in statuses:
-        if status not in STATUSES:
-            raise ApiError(400, f"unknown status {status!r} (expected {', '.join(STATUSES)})")
+    statuses = list_arg("status", STATUSES)
     if statuses:
         query = query.where(Report.status.in_(statuses))
     if request.args.get("category"):

@@ -27,7 +27,7 @@ from ..db import session_factory
 from ..models import Report, utcnow
 from ..registry import Registry
 from . import tokens
-from .api import ApiError, parse_moment
+from .api import ApiError, list_arg, parse_moment
 from .scope import Principal, visible_agencies
 from .statuses import CLOSED, OPEN
 
@@ -184,10 +184,7 @@ def requests_list(fmt: str) -> Response:
         # GeoReport v2: with service_request_id the other filters are ignored.
         query = query.where(Report.tracking_number.in_(ids[:MAX_RESULTS]))
     else:
-        codes = [c for c in request.args.get("service_code", "").split(",") if c]
-        for code in codes:
-            if code not in SERVICES:
-                raise ApiError(400, f"unknown service_code {code!r} (expected {', '.join(SERVICES)})")
+        codes = list_arg("service_code", SERVICES)
         if codes:
             query = query.where(Report.kind.in_(codes))
         wanted = [s for s in request.args.get("status", "").split(",") if s]
