@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 from sqlalchemy import Engine, select, tuple_
 from sqlalchemy.dialects import sqlite
 
-from . import phone, queue
+from . import phone
 from .channels.base import IncomingSMS
 from .config import Settings
 from .db import get_engine
@@ -260,19 +259,6 @@ def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[K
 
 
 def _enqueue(settings: Settings, inbound_ids: list[int]) -> bool:
-    """Enqueue processing of committed messages; False when Redis is down (the sweeper retries)."""
-    from .jobs import process_inbound, process_inbound_batch
+    from .jobs import enqueue_processing  # here: jobs imports the channels, which import this module
 
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    if len(inbound_ids) == 1:  # light load: the message's own job, as the sweeper would enqueue it
-        func, args, job_id = process_inbound, (inbound_ids[0],), f"inbound-{inbound_ids[0]}"
-    else:
-        func, args, job_id = process_inbound_batch, (inbound_ids,), f"inbound-batch-{inbound_ids[0]}"
-    try:
-        # enqueue_many: one pipeline, one round trip (enqueue() takes two).
-        queue.enqueue_many(settings, queue.INBOUND, func, [(args, job_id)])
-    except Exception:  # stored already; the sweeper will enqueue them
-        log.exception("could not enqueue inbound %s; the sweeper will retry", inbound_ids)
-        return False
-    return True
+    return enqueue_processing(settings, inbound_ids)

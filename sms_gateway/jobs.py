@@ -61,13 +61,19 @@ def registry_for(settings: Settings) -> Registry:
 
 # --------------------------------------------------------------------------- enqueueing
 
-def enqueue_processing(settings: Settings, inbound_id: int) -> bool:
-    """Enqueue ``process_inbound``; False (logged) when Redis is down: the sweeper retries."""
+def enqueue_processing(settings: Settings, inbound_ids: list[int]) -> bool:
+    """Enqueue processing of committed messages: a lone message as its own
+    ``process_inbound`` job (``inbound-<id>``), messages stored together as one
+    ``process_inbound_batch`` job. False (logged) when Redis is down: the sweeper retries."""
     try:
-        queue.enqueue(settings, queue.INBOUND, process_inbound, inbound_id,
-                      job_id=f"inbound-{inbound_id}")
+        if len(inbound_ids) == 1:
+            queue.enqueue(settings, queue.INBOUND, process_inbound, inbound_ids[0],
+                          job_id=f"inbound-{inbound_ids[0]}")
+        else:
+            queue.enqueue(settings, queue.INBOUND, process_inbound_batch, inbound_ids,
+                          job_id=f"inbound-batch-{inbound_ids[0]}")
     except Exception:
-        log.exception("could not enqueue inbound #%s; the sweeper will retry", inbound_id)
+        log.exception("could not enqueue inbound %s; the sweeper will retry", inbound_ids)
         return False
     return True
 
@@ -178,7 +184,7 @@ def process_inbound_batch(inbound_ids: list[int]) -> dict[str, int]:
             outcome = process_inbound(inbound_id)
         except Exception:
             log.exception("inbound #%s failed in a batch; retrying it on its own", inbound_id)
-            outcome = "retrying" if enqueue_processing(settings, inbound_id) else "left for the sweeper"
+            outcome = "retrying" if enqueue_processing(settings, [inbound_id]) else "left for the sweeper"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
@@ -418,7 +424,7 @@ def sweep() -> dict[str, int]:
                                             InboundMessage.received_at < stale_before).limit(1000)
         ).all()
         for inbound_id in stale_in:
-            counts["inbound"] += enqueue_processing(settings, inbound_id)
+            counts["inbound"] += enqueue_processing(settings, [inbound_id])
         stale_out = session.scalars(
             select(OutboundMessage).where(OutboundMessage.state == OutboundState.QUEUED,
                                           OutboundMessage.updated_at < now - grace - retry_wait)
