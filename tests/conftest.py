@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from sms_gateway import queue as q
 from sms_gateway.cli import upgrade_database
@@ -79,6 +80,25 @@ def _empty_tables(url: str) -> None:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
     engine.dispose()
+
+
+@pytest.fixture
+def scratch_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the TEST_POSTGRES_URL server, dropped afterwards."""
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    server = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import deadlines, jobs, tracking
-from ..config import PROJECT_ROOT, Settings
+from ..config import PACKAGE_DIR, Settings
 from ..db import session_factory
 from ..models import OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
 from ..registry import Registry
@@ -28,7 +28,7 @@ from .statuses import STATUSES, overdue_clause
 
 blueprint = Blueprint("agency_api", __name__, url_prefix="/api/v1")
 
-OPENAPI_FILE = PROJECT_ROOT / "sms_gateway" / "data" / "openapi.yaml"
+OPENAPI_FILE = PACKAGE_DIR / "data" / "openapi.yaml"
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 50, 200
 MONITORING_DEFAULT_DAYS = 90
 TOUCH_INTERVAL = timedelta(minutes=1)  # how stale last_used_at may get before it is written again

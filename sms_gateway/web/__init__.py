@@ -40,6 +40,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.register_blueprint(blueprint)
     init_agencies(app)  # /api/v1 and /open311/v2
 
+    @app.get("/livez")
+    def livez() -> Response:
+        """Liveness: the process answers (no dependency checked, so an outage restarts nothing)."""
+        return jsonify(status="ok")
+
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         """Database and Redis reachability; 503 when either is down."""
