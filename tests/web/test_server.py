@@ -54,8 +54,8 @@ def server(request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path) 
             try:
                 if requests.get(url + "/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still booting: a loaded machine takes seconds to import the app
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         yield url
