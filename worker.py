@@ -7,7 +7,7 @@ importing SQLAlchemy, Twilio and the parser. Same as ``sms-gateway worker``.
 import sys
 
 import sms_gateway.jobs  # noqa: F401 - preload the job code
-from sms_gateway.cli import run_worker
+from sms_gateway.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run_worker(sys.argv[1:]))
+    main(["worker", *(f"--queue={name}" for name in sys.argv[1:])])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -15,15 +16,39 @@ from typing import Any
 
 import click
 
-from .config import PACKAGE_DIR, PROJECT_ROOT, VAR_DIR, Settings, get_settings, markdown_table
+from .config import VAR_DIR, ConfigError, Settings, get_settings, markdown_table
 from .logs import configure_logging
 
 LOCAL_TOKEN_FILE = VAR_DIR / "twilio-auth-token"
+log = logging.getLogger("sms_gateway")
 
 
-@click.group()
+class GatewayCLI(click.Group):
+    """The command group: a configuration error is one line per problem and exit status 2, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn ``ConfigError`` into its lines on stderr and status 2."""
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"sms-gateway: configuration error: {line}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=GatewayCLI)
 def main() -> None:
     """The 1708 SMS complaint gateway."""
+
+
+def preflight(settings: Settings, role: str) -> None:
+    """The start-up check of ``role`` (see ``sms_gateway.preflight``); raise ``ConfigError`` on errors."""
+    from .preflight import run_check
+
+    configure_logging(settings.LOG_LEVEL)
+    errors = run_check(settings, role)
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 # --------------------------------------------------------------------------- processes
@@ -42,12 +67,14 @@ def run_worker(queues: list[str] | None = None, burst: bool = False, fork: bool 
     from .jobs import registry_for
 
     settings = get_settings()
-    configure_logging(settings.LOG_LEVEL)
-    registry_for(settings)  # fail at start, not at the first SMS, if prefixes.yaml is broken
+    preflight(settings, "worker")
+    registry_for(settings)
     names = list(queues) if queues else list(q.QUEUES)
     worker_class = Worker if fork else SimpleWorker
     worker = worker_class([q.get_queue(settings, n) for n in names], connection=q.get_redis(settings))
-    ok = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
+    # logging_level=None: RQ keeps the levels LOG_LEVEL gave its loggers instead of resetting them.
+    log.info("worker %s on %s", worker.name, ", ".join(names))
+    ok = worker.work(with_scheduler=True, burst=burst, logging_level=None)
     return 0 if ok or not burst else 1
 
 
@@ -69,23 +96,18 @@ def scheduler() -> None:
     from . import queue as q
 
     settings = get_settings()
-    configure_logging(settings.LOG_LEVEL)
-    cron = CronScheduler(connection=q.get_redis(settings), logging_level=settings.LOG_LEVEL)
+    preflight(settings, "scheduler")
+    cron = CronScheduler(connection=q.get_redis(settings), logging_level=logging.getLogger("rq.cron").level)
     for func, interval in jobs.periodic_jobs(settings):
         cron.register(func, queue_name=q.DEFAULT, interval=interval)
     cron.start()
-
-
-WEB_WORKER_CLASSES = ("gevent", "gthread")
 
 
 @main.command()
 def web() -> None:
     """Serve the webhooks with gunicorn on WEB_BIND."""
     settings = get_settings()
-    if settings.WEB_WORKER_CLASS not in WEB_WORKER_CLASSES:
-        raise click.ClickException(f"WEB_WORKER_CLASS={settings.WEB_WORKER_CLASS!r}: expected "
-                                   f"{' or '.join(WEB_WORKER_CLASSES)}")
+    preflight(settings, "web")
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", settings.WEB_BIND,
                                "--workers", str(settings.WEB_WORKERS), "--threads", str(settings.WEB_THREADS),
                                "--worker-class", settings.WEB_WORKER_CLASS, "--access-logfile", "-",
@@ -178,29 +200,13 @@ def db() -> None:
     """Database schema."""
 
 
-def migrations_dir() -> Path:
-    """The Alembic scripts: inside the installed package (the wheel carries them there),
-    else the checkout's top-level ``migrations/``."""
-    packaged = PACKAGE_DIR / "migrations"
-    return packaged if (packaged / "env.py").is_file() else PROJECT_ROOT / "migrations"
-
-
-def alembic_config(settings: Settings) -> Any:
-    """Alembic's configuration for DATABASE_URL, without alembic.ini (not installed with the package)."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", settings.DATABASE_URL.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    return cfg
-
-
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
     from alembic import command
 
-    command.upgrade(alembic_config(settings), revision)
+    from .db import alembic_config
+
+    command.upgrade(alembic_config(settings.DATABASE_URL), revision)
 
 
 @db.command("upgrade")
@@ -208,7 +214,7 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (to REVISION, default the latest)."""
     settings = get_settings()
-    configure_logging(settings.LOG_LEVEL)
+    preflight(settings, "db upgrade")
     upgrade_database(settings, revision)
     click.echo(f"database at {revision}")
 
@@ -244,11 +250,15 @@ def run() -> None:
     if not env.get("TWILIO_AUTH_TOKEN"):
         # Signatures stay on: `sms-gateway simulate` signs with this same token.
         env["TWILIO_AUTH_TOKEN"] = _local_twilio_token()
+    if not env.get("TWILIO_ACCOUNT_SID") and not env.get("CONSOLE_CHANNELS"):
+        # A local run without a provider: say so explicitly, for every child, rather than
+        # let a channel fall back on its own.
+        env["CONSOLE_CHANNELS"] = "twilio"
+        click.echo("no SMS provider configured: replies are printed here by the console channel "
+                   "(CONSOLE_CHANNELS=twilio)")
     settings = Settings(env)
-    configure_logging(settings.LOG_LEVEL)
+    preflight(settings, "run")
     upgrade_database(settings)
-    if not settings.TWILIO_ACCOUNT_SID:
-        click.echo("no SMS provider configured: replies are printed here by the console channel")
     exe = [sys.executable, "-m", "sms_gateway"]
     children = [
         subprocess.Popen([*exe, "web"], env=env),
@@ -488,7 +498,7 @@ def modem(gammurc: str | None, section: int, show_status: bool, as_json: bool) -
         sys.exit(0 if healthy else 1)
     if not gammurc:
         raise click.UsageError("give --config GAMMURC (or --status)")
-    configure_logging(settings.LOG_LEVEL)
+    preflight(settings, "modem")
     try:
         gsm_modem.check_config(gammurc, section)
     except gsm_modem.ModemConfigError as exc:

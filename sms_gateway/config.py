@@ -7,7 +7,7 @@ config --markdown``) so the two cannot drift apart.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
             "no trailing slash); used to validate Twilio signatures behind a TLS proxy "
             "and to build callback URLs."),
     Setting("DEFAULT_REGION", "ID", "Region for reading national phone numbers (08…)."),
-    Setting("TWILIO_ACCOUNT_SID", None, "Twilio account. Unset: replies to Twilio messages "
-            "are printed by the console channel instead of sent."),
+    Setting("TWILIO_ACCOUNT_SID", None, "Twilio account (with TWILIO_FROM_NUMBER or "
+            "TWILIO_MESSAGING_SERVICE_SID: the sending side of the Twilio channel)."),
     Setting("TWILIO_AUTH_TOKEN", None, "Twilio auth token: signs webhooks and authenticates "
             "sends. Unset under `sms-gateway run`: a local token is generated in var/.", secret=True),
     Setting("TWILIO_FROM_NUMBER", None, "Sender number for Twilio replies."),
@@ -62,8 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TWILIO_VALIDATE_SIGNATURE", "true",
             "Check X-Twilio-Signature. Turn off only for local development; a warning is "
             "logged at start.", bool),
-    Setting("KANNEL_SENDSMS_URL", None, "smsbox's sendsms URL (http://127.0.0.1:13013/cgi-bin/sendsms). "
-            "Unset: replies to Kannel messages are printed by the console channel instead."),
+    Setting("KANNEL_SENDSMS_URL", None, "smsbox's sendsms URL (http://127.0.0.1:13013/cgi-bin/sendsms): "
+            "the sending side of the Kannel channel, with KANNEL_USERNAME and KANNEL_PASSWORD."),
     Setting("KANNEL_USERNAME", None, "`username` of Kannel's sendsms-user group."),
     Setting("KANNEL_PASSWORD", None, "`password` of Kannel's sendsms-user group.", secret=True),
     Setting("KANNEL_SMSC", None, "smsc-id to pin replies to (sendsms `smsc`); unset: Kannel routes."),
@@ -75,6 +75,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the TCP peer is checked, X-Forwarded-For is not trusted."),
     Setting("KANNEL_DEDUPE_WINDOW", "600", "Seconds within which the same text from the same number counts "
             "as one SMS, for requests without Kannel's message id (%I).", int),
+    Setting("CONSOLE_CHANNELS", None, "Channels whose replies are printed by the console channel "
+            "instead of sent (comma-separated: twilio, kannel, modem; `*` for all), for local runs and "
+            "demos. A channel that receives SMS but has no sending settings and is not listed here is a "
+            "start-up error. `sms-gateway run` lists twilio when TWILIO_ACCOUNT_SID is unset."),
     Setting("SEND_TIMEOUT", "10", "Seconds to wait for a provider API when sending.", float),
     Setting("SEND_MAX_ATTEMPTS", "5", "Attempts for a send that fails temporarily before it is marked failed.", int),
     Setting("JOB_RETRY_INTERVALS", "10,30,60,300",
@@ -106,7 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATION_LEVEL2_DAYS", "2", "Working days after a missed deadline before the level 1 "
             "escalation (intervention) becomes level 2 (reprimand).", int),
     Setting("NOTIFY_SMS_CHANNEL", "twilio", "Channel for SMS to agency and coordinator admin numbers "
-            "(falls back to the console when not configured)."),
+            "(`admin_number` in prefixes.yaml); checked at start-up like a reply channel."),
     Setting("AGENCY_WEBHOOK_SECRET", None, "Master key of the webhook signatures: each agency's "
             "HMAC-SHA256 key is derived from it (`sms-gateway agency webhook secret CODE`). "
             "Unset: nothing is pushed (deliveries fail, visible, replayable).", secret=True),
@@ -120,7 +124,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPEN311_REQUIRE_KEY", "false", "Require an API token on /open311/v2 (then an agency "
             "token reads only its own reports). Off: public read of non-confidential reports "
             "without personal data.", bool),
-    Setting("LOG_LEVEL", "INFO", "Python logging level."),
+    Setting("LOG_LEVEL", "INFO", "Logging level, then optional levels per logger: "
+            "`INFO,rq.worker=DEBUG,sms_gateway.jobs=WARNING`. RQ, twilio and urllib3 log at WARNING "
+            "unless named."),
     Setting("WEB_BIND", "127.0.0.1:8000", "Address gunicorn binds to under `sms-gateway run`/Docker."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes.", int),
     Setting("WEB_WORKER_CLASS", "gevent", "gunicorn worker class: `gevent` (each worker serves "
@@ -136,7 +142,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class ConfigError(ValueError):
-    """A setting has a value the gateway cannot use."""
+    """A setting has a value the gateway cannot use; one line per problem, naming the setting."""
 
 
 def _convert(setting: Setting, raw: str) -> Any:
@@ -149,10 +155,63 @@ def _convert(setting: Setting, raw: str) -> Any:
         raise ConfigError(f"{setting.name}={raw!r}: expected true or false")
     if setting.kind in (int, float):
         try:
-            return setting.kind(raw)
+            value = setting.kind(raw)
         except ValueError:
-            raise ConfigError(f"{setting.name}={raw!r}: expected a number") from None
+            what = "a whole number" if setting.kind is int else "a number"
+            raise ConfigError(f"{setting.name}={raw!r}: expected {what}, e.g. "
+                              f"{setting.name}={setting.default} (the default)") from None
+        if value < 0:
+            raise ConfigError(f"{setting.name}={raw!r}: must not be negative, e.g. "
+                              f"{setting.name}={setting.default} (the default)")
+        return value
+    problem = _CHECKS[setting.name](raw) if setting.name in _CHECKS else None
+    if problem:
+        raise ConfigError(f"{setting.name}={raw!r}: {problem}")
     return raw
+
+
+def _log_level(raw: str) -> str | None:
+    from .logs import parse_levels
+
+    try:
+        parse_levels(raw)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _retry_intervals(raw: str) -> str | None:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        return "expected whole seconds separated by commas, e.g. JOB_RETRY_INTERVALS=10,30,60,300"
+    return None
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    return lambda raw: None if raw in choices else f"expected {' or '.join(choices)}"
+
+
+def _console_channels(raw: str) -> str | None:
+    unknown = [c for c in channel_list(raw) if c not in ("*", "twilio", "kannel", "modem")]
+    return f"unknown channel {', '.join(unknown)} (expected twilio, kannel, modem or *)" if unknown else None
+
+
+def _base_url(raw: str) -> str | None:
+    return None if raw.startswith(("http://", "https://")) else "expected an http:// or https:// URL"
+
+
+_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "LOG_LEVEL": _log_level,
+    "JOB_RETRY_INTERVALS": _retry_intervals,
+    "WEB_WORKER_CLASS": _one_of("gevent", "gthread"),
+    "CONSOLE_CHANNELS": _console_channels,
+    "PUBLIC_BASE_URL": _base_url,
+}
+
+
+def channel_list(raw: str | None) -> list[str]:
+    """A comma-separated channel list → names, lower case."""
+    return [c.strip().lower() for c in str(raw or "").split(",") if c.strip()]
 
 
 class Settings:
@@ -161,11 +220,17 @@ class Settings:
     def __init__(self, env: Mapping[str, str] | None = None, **overrides: Any) -> None:
         source = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
+        problems: list[str] = []
         for setting in SETTINGS:
             raw = source.get(setting.name)
             if raw is None or raw == "":
                 raw = setting.default
-            values[setting.name] = None if raw is None else _convert(setting, raw)
+            try:
+                values[setting.name] = None if raw is None else _convert(setting, raw)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:  # every bad setting at once, one line each
+            raise ConfigError("\n".join(problems))
         for key, value in overrides.items():
             if key not in _BY_NAME:
                 raise ConfigError(f"unknown setting {key}")

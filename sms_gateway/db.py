@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from .config import PACKAGE_DIR, PROJECT_ROOT
 
 
 class Base(DeclarativeBase):
@@ -78,3 +81,50 @@ def dispose_engines() -> None:
     """Drop pooled connections (after fork, and between tests)."""
     for engine in _ENGINES.values():
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- migrations
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: inside the installed package (the wheel carries them there),
+    else the checkout's top-level ``migrations/``."""
+    packaged = PACKAGE_DIR / "migrations"
+    return packaged if (packaged / "env.py").is_file() else PROJECT_ROOT / "migrations"
+
+
+def alembic_config(url: str) -> Any:
+    """Alembic's configuration for ``url``, without alembic.ini (not installed with the package)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _revisions() -> tuple[str | None, frozenset[str]]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(migrations_dir()))
+    return scripts.get_current_head(), frozenset(r.revision for r in scripts.walk_revisions())
+
+
+def head_revision() -> str | None:
+    """The latest migration this code ships."""
+    return _revisions()[0]
+
+
+def pending_migrations(conn: Connection) -> str | None:
+    """Why the schema behind ``conn`` is not the one this code needs, or None when it is."""
+    # Read alembic_version directly: MigrationContext announces itself at INFO on every call.
+    current = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+               if inspect(conn).has_table("alembic_version") else None)
+    head, known = _revisions()
+    if current == head:
+        return None
+    if current is not None and current not in known:
+        return f"database at revision {current}, which this code does not know (newer code migrated it?)"
+    return (f"migrations pending (database at {current or 'an empty schema'}, code needs {head}): "
+            "run sms-gateway db upgrade")

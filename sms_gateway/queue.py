@@ -33,7 +33,8 @@ def redis_url(settings: Settings) -> str:
     path = Path(LOCAL_REDIS_URL_FILE)
     if path.exists():
         return path.read_text().strip()
-    raise ConfigError("REDIS_URL is not set and no local Redis is running (start `sms-gateway run`)")
+    raise ConfigError("REDIS_URL is not set: set it to the Redis of the queues (redis://host:6379/0), "
+                      "or start `sms-gateway run`, which runs a private one")
 
 
 def get_redis(settings: Settings) -> Redis:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..config import Settings, channel_list
+
 # Each module registers its sender with ``base.register`` and, for webhook
 # channels, exposes a Flask ``blueprint``. Adding a channel = adding a module
 # here (see README, "Adding a channel").
@@ -16,17 +18,13 @@ def load_all() -> None:
         importlib.import_module(f"{__name__}.{name}")
 
 
-def reply_channel(inbound_channel: str, settings: object) -> str:
+def reply_channel(inbound_channel: str, settings: Settings) -> str:
     """Channel that answers a message received on ``inbound_channel``.
 
-    Replies leave the way the message came in. A channel whose sending side is
-    not configured (Twilio without credentials on a developer machine) answers
-    through the console instead, so a local run still shows every reply.
+    Replies leave the way the message came in, or through the console when the
+    operator listed that channel in CONSOLE_CHANNELS (local runs, demos). Never a
+    silent fallback: a channel without its sending settings is a start-up error
+    (``preflight``), and a send on it fails visibly.
     """
-    from .base import NotConfigured, SendError, get_channel
-
-    try:
-        get_channel(inbound_channel, settings)  # type: ignore[arg-type]
-    except (NotConfigured, SendError):
-        return "console"
-    return inbound_channel
+    listed = channel_list(settings.CONSOLE_CHANNELS)
+    return "console" if inbound_channel in listed or "*" in listed else inbound_channel

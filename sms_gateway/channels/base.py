@@ -117,7 +117,11 @@ def get_channel(name: str, settings: Settings) -> Channel:
             factory = _FACTORIES[name]
         except KeyError:
             raise SendError(f"no channel named {name!r}", retryable=False, code="no-channel") from None
-        channel = built[name] = factory(settings)
+        try:
+            channel = built[name] = factory(settings)
+        except NotConfigured as exc:
+            raise SendError(f"channel {name} is not configured: {exc}", retryable=False,
+                            code="not-configured") from None
     return channel
 
 

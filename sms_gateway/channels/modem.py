@@ -563,7 +563,7 @@ class ModemService:
             redis = rq_queue.get_redis(self.settings)
             worker = SimpleWorker([Queue(QUEUE, connection=redis)], connection=redis,
                                   name=f"modem-{socket.gethostname()}-{self.section}-{id(self):x}")
-            worker.bootstrap(logging_level=str(self.settings.LOG_LEVEL).upper())
+            worker.bootstrap(logging_level=None)  # keep the levels LOG_LEVEL set
             self._worker = worker
             # The retries of failed sends (RQ Retry with intervals) wait in this
             # queue's scheduled registry; only a scheduler for this queue moves

@@ -87,8 +87,9 @@ class TwilioChannel:
 @register(NAME)
 def build(settings: Settings) -> TwilioChannel:
     """A Twilio sender, or ``NotConfigured`` when credentials or a sender are missing."""
-    if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
-        raise NotConfigured("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+    missing = [name for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not settings.get(name)]
+    if missing:
+        raise NotConfigured(f"{' and '.join(missing)} not set")
     if not (settings.TWILIO_FROM_NUMBER or settings.TWILIO_MESSAGING_SERVICE_SID):
         raise NotConfigured("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
     # The SDK waits forever by default; a hung API must not hang a worker.

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from .. import queue
 from ..agencies.web import init_app as init_agencies
 from ..channels import CHANNEL_MODULES, load_all
-from ..config import Settings, get_settings, set_settings
-from ..db import get_engine
+from ..config import ConfigError, Settings, get_settings, set_settings
+from ..db import get_engine, pending_migrations
 from ..logs import configure_logging
 from ..metrics import GatewayCollector
 
@@ -45,23 +45,33 @@ def create_app(settings: Settings | None = None) -> Flask:
         """Liveness: the process answers (no dependency checked, so an outage restarts nothing)."""
         return jsonify(status="ok")
 
+    last_problems: list[str] = []
+
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        """Database and Redis reachability; 503 when either is down."""
+        """Readiness: the database reachable and migrated, Redis reachable; 503 naming what is not."""
         checks: dict[str, str] = {}
         try:
             with get_engine(settings.DATABASE_URL).connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
+                pending = pending_migrations(conn)
+            checks["database"] = f"error: {pending}" if pending else "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["database"] = f"error: {type(exc).__name__}"
+            checks["database"] = f"error: DATABASE_URL unreachable: {type(exc).__name__}"
         try:
             queue.get_redis(settings).ping()
             checks["redis"] = "ok"
+        except ConfigError as exc:
+            checks["redis"] = f"error: {exc}"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["redis"] = f"error: {type(exc).__name__}"
-        healthy = all(v == "ok" for v in checks.values())
-        return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+            checks["redis"] = f"error: REDIS_URL unreachable: {type(exc).__name__}"
+        problems = [f"{name}: {value}" for name, value in checks.items() if value != "ok"]
+        if problems != last_problems:  # one line when readiness changes, not one per probe
+            if problems:
+                log.warning("not ready: %s", "; ".join(problems))
+            else:
+                log.info("ready again")
+            last_problems[:] = problems
+        return jsonify(status="unavailable" if problems else "ok", **checks), 503 if problems else 200
 
     metrics_registry = CollectorRegistry()
     metrics_registry.register(GatewayCollector(settings))

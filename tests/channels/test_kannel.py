@@ -14,7 +14,7 @@ import time_machine
 from sqlalchemy import select
 
 from sms_gateway.channels import reply_channel
-from sms_gateway.channels.base import NotConfigured, OutgoingSMS, SendError
+from sms_gateway.channels.base import NotConfigured, OutgoingSMS, SendError, get_channel
 from sms_gateway.channels.kannel import DLR_TYPES, KannelChannel, build, sendsms_outcome
 from sms_gateway.config import ConfigError, Settings
 from sms_gateway.db import session_factory
@@ -28,8 +28,8 @@ KANNEL_ID = "8a3f0c52-3a61-4f43-9a4e-6f1e6f0d2b11"
 
 @pytest.fixture
 def env(env: dict[str, str]) -> dict[str, str]:
-    """Kannel's inbound side configured; no sendsms, so replies fall back to the console."""
-    return {**env, "KANNEL_INBOUND_TOKEN": TOKEN}
+    """Kannel's inbound side configured; no sendsms: the operator asks for replies on the console."""
+    return {**env, "KANNEL_INBOUND_TOKEN": TOKEN, "CONSOLE_CHANNELS": "kannel"}
 
 
 def mo_url(text: bytes | str = b"KEMENHUB ADUAN bus masih angkut pemudik", *, token: str | None = TOKEN,
@@ -315,7 +315,7 @@ def test_bad_dlr_request(client, settings: Settings, outbound_id: str, code: int
 @pytest.fixture
 def sender_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "KANNEL_SENDSMS_URL": "http://127.0.0.1:13013/cgi-bin/sendsms",
-            "KANNEL_USERNAME": "gateway", "KANNEL_PASSWORD": "s3cret"}
+            "KANNEL_USERNAME": "gateway", "KANNEL_PASSWORD": "s3cret", "CONSOLE_CHANNELS": ""}
 
 
 def test_sendsms_parameters(sender_env: dict[str, str]) -> None:
@@ -373,10 +373,16 @@ def test_unreachable_smsbox_is_retryable_and_hides_the_password(sender_env: dict
     assert f"127.0.0.1:{port}" in exc.value.reason
 
 
-def test_replies_go_through_kannel_only_when_configured(env: dict[str, str], sender_env: dict[str, str]) -> None:
+def test_replies_go_to_the_console_only_when_the_operator_says_so(env: dict[str, str],
+                                                                  sender_env: dict[str, str]) -> None:
     with pytest.raises(NotConfigured):
         build(Settings(env))
-    assert reply_channel("kannel", Settings(env)) == "console"
+    assert reply_channel("kannel", Settings(env)) == "console"  # CONSOLE_CHANNELS=kannel
+    unconfigured = Settings({**env, "CONSOLE_CHANNELS": ""})
+    assert reply_channel("kannel", unconfigured) == "kannel"  # no silent fallback: a send fails visibly
+    with pytest.raises(SendError) as exc:
+        get_channel("kannel", unconfigured)
+    assert not exc.value.retryable and "KANNEL_SENDSMS_URL" in exc.value.reason
     assert reply_channel("kannel", Settings(sender_env)) == "kannel"
     assert isinstance(build(Settings(sender_env)), KannelChannel)
 
