@@ -7,7 +7,6 @@ import logging
 
 from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy import text
 
 from .. import queue
 from ..agencies.web import init_app as init_agencies
