@@ -219,6 +219,21 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+def local_time(iso: str | None) -> str:
+    """An ISO time as operators read it: DISPLAY_TIMEZONE (Jakarta by default), with the zone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:  # stored times are UTC
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(str(get_settings().DISPLAY_TIMEZONE))).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def _local_twilio_token() -> str:
     """The local run's webhook-signing token, created once under var/."""
     if LOCAL_TOKEN_FILE.exists():
@@ -419,11 +434,11 @@ def messages(ctx: click.Context, sender: str | None, limit: int, as_json: bool) 
     if not rows:
         click.echo("no messages")
     for r in rows:
-        line = (f"{r['time'][:19]} {r['direction']:3} #{r['id']:<6} {r['channel']:8} {r['state']:11} "
+        line = (f"{local_time(r['time'])} {r['direction']:3} #{r['id']:<6} {r['channel']:8} {r['state']:11} "
                 f"{r['number']:15} {r['tracking'] or '-':9} {r['text'][:60]!r}")
         click.echo(line)
         if r["error"]:
-            click.echo(f"{'':28}error: {r['error']}")
+            click.echo(f"{'':32}error: {r['error']}")
 
 
 @messages.command("retry")
@@ -435,6 +450,49 @@ def messages_retry(outbound_id: int) -> None:
     if not retry_outbound(get_settings(), outbound_id):
         raise click.ClickException(f"outbound #{outbound_id} is not failed or undelivered, or Redis is down")
     click.echo(f"outbound #{outbound_id} queued again")
+
+
+@main.group()
+def optout() -> None:
+    """Numbers that sent BERHENTI/STOP (no status notifications); they resume with MULAI."""
+
+
+@optout.command("list")
+@click.option("--number", help="Only this number (any format).")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def optout_list(number: str | None, limit: int, as_json: bool) -> None:
+    """Opted-out numbers, newest first, with the time they sent BERHENTI."""
+    from . import optouts
+    from .db import session_factory
+
+    settings = get_settings()
+    with session_factory(settings.DATABASE_URL)() as session:
+        rows = [optouts.as_dict(r) for r in optouts.listing(
+            session, optouts.normalize(number, settings.DEFAULT_REGION) if number else None, limit)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        click.echo(f"{row['number']:16} since {local_time(row['since'])}")
+    if not rows:
+        click.echo("no opt-outs")
+
+
+@optout.command("remove")
+@click.argument("number")
+def optout_remove(number: str) -> None:
+    """Lift NUMBER's opt-out: status notifications reach it again."""
+    from . import optouts
+    from .db import session_factory
+
+    settings = get_settings()
+    e164 = optouts.normalize(number, settings.DEFAULT_REGION)
+    with session_factory(settings.DATABASE_URL)() as session:
+        if not optouts.remove(session, e164, by="sms-gateway optout remove"):
+            raise click.ClickException(f"{e164} has not opted out")
+        session.commit()
+    click.echo(f"{e164}: notifications resume")
 
 
 @main.command("config")

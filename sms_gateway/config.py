@@ -124,6 +124,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPEN311_REQUIRE_KEY", "false", "Require an API token on /open311/v2 (then an agency "
             "token reads only its own reports). Off: public read of non-confidential reports "
             "without personal data.", bool),
+    Setting("DISPLAY_TIMEZONE", "Asia/Jakarta", "Time zone of the times the command line shows operators "
+            "(`messages`, `optout list`), printed with the zone (WIB); JSON output stays UTC."),
     Setting("LOG_LEVEL", "INFO", "Logging level, then optional levels per logger: "
             "`INFO,rq.worker=DEBUG,sms_gateway.jobs=WARNING`. RQ, twilio and urllib3 log at WARNING "
             "unless named."),
@@ -200,12 +202,23 @@ def _base_url(raw: str) -> str | None:
     return None if raw.startswith(("http://", "https://")) else "expected an http:// or https:// URL"
 
 
+def _time_zone(raw: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "unknown time zone; expected an IANA name such as Asia/Jakarta, Asia/Makassar or UTC"
+    return None
+
+
 _CHECKS: dict[str, Callable[[str], str | None]] = {
     "LOG_LEVEL": _log_level,
     "JOB_RETRY_INTERVALS": _retry_intervals,
     "WEB_WORKER_CLASS": _one_of("gevent", "gthread"),
     "CONSOLE_CHANNELS": _console_channels,
     "PUBLIC_BASE_URL": _base_url,
+    "DISPLAY_TIMEZONE": _time_zone,
 }
 
 

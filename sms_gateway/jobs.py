@@ -226,8 +226,12 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
         elif parsed.command == "stop":
             if session.get(OptOut, msg.sender) is None:
                 session.add(OptOut(recipient=msg.sender))
-            template = "stop" if "stop" in registry.replies else "help"
-            text, purpose = registry.render(template, short_code=short_code), "stop"
+            text, purpose = registry.render("stop", short_code=short_code), "stop"  # says how to resume
+        elif parsed.command == "start":
+            opted_out = session.get(OptOut, msg.sender)
+            if opted_out is not None:
+                session.delete(opted_out)
+            text, purpose = registry.render("start", short_code=short_code), "start"
         else:
             decision = decide(parsed, registry, msg.received_at)
             if decision.kind == "unknown":

@@ -28,15 +28,16 @@ _VOWELS = frozenset("AEIOU")
 FUZZY_MIN_LEN = 6  # names (and typed words) shorter than this are never guessed
 KEYWORD_FUZZY_MIN_LEN = 5  # ADUN -> ADUAN; only looked for right after a prefix
 SHORT_COMMAND_WORDS = 4  # "BANTUAN" + at most this many words is a command
+RESUME_MAX_WORDS = 1  # MULAI/START/DAFTAR resume alone or with one word ("MULAI LAGI"): they begin reports too
 
 
 @dataclass
 class ParsedSMS:
     """How a text was read."""
 
-    kind: str  # aduan, aspirasi, info, status, help, stop
+    kind: str  # aduan, aspirasi, info, status, help, stop, start
     agency: str | None = None  # agency code from the prefix; None: central queue / not decided
-    command: str | None = None  # status, help, stop
+    command: str | None = None  # status, help, stop, start, reply
     tracking: str | None = None  # number given to CEK/STATUS or BALAS
     body: str = ""  # the report text, prefix and keyword removed
     prefix: str | None = None  # the prefix as typed
@@ -246,6 +247,8 @@ def _command(text: str, tokens: list[_Token], words: list[str],
     if cmd == "reply" and len(tokens) > 1 and tokens[1].text.isdigit():
         # BALAS <nomor> <tanggapan>: the reporter answers a follow-up (sms_gateway/agencies/citizen.py).
         return ParsedSMS(kind="reply", command="reply", tracking=tokens[1].text, body=_rest(text, tokens, 2))
+    if cmd == "start" and len(rest_words) > RESUME_MAX_WORDS:
+        return None  # "mulai besok jalan ditutup", "daftar bansos …": reports, not a resume
     if first in registry.short_only and len(rest_words) > SHORT_COMMAND_WORDS:
         return None  # "bantuan sosial belum cair …" is a report, not a request for help
     return ParsedSMS(kind=cmd, command=cmd)

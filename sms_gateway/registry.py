@@ -18,13 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import gsm
+from . import gsm, tracking
 from .yamlfile import LineDict, LineList, YamlProblem, load, unknown_keys
 
 log = logging.getLogger(__name__)
 
 KINDS = ("aduan", "aspirasi", "info")
-COMMANDS = ("status", "help", "stop", "reply")
+COMMANDS = ("status", "help", "stop", "start", "reply")
 FLAGS = ("confidential", "anonymous")
 
 TOP_KEYS = {"keywords", "generic", "commands", "flags", "replies", "agencies",
@@ -46,7 +46,8 @@ REPLY_PLACEHOLDERS: dict[str, set[str]] = {
     "help": {"short_code"},
     "help_agency": {"agency", "agency_name", "short_code"},
     "unknown": {"short_code"},
-    "stop": {"short_code"},
+    "stop": {"short_code"},  # the confirmation of BERHENTI, saying how to resume
+    "start": {"short_code"},  # the confirmation of MULAI
     # To the reporter when an agency acts (sms_gateway/agencies), and answers to BALAS.
     "notify_disposed": {"tracking", "agency", "short_code"},
     "notify_followup": {"tracking", "agency", "date", "days", "short_code"},
@@ -64,7 +65,10 @@ REPLY_PLACEHOLDERS: dict[str, set[str]] = {
     "escalation_agency": {"agency", "count", "reprimands", "tracking", "short_code"},
     "escalation_coordinator": {"coordinator", "agency", "count", "reprimands", "short_code"},
 }
-OPTIONAL_REPLIES = {"stop"}
+OPTIONAL_REPLIES: frozenset[str] = frozenset()
+# An 8-digit number in a reply is an example tracking number: it must be valid, or a
+# citizen who copies it is told their number is mistyped (tracking.EXAMPLE is reserved).
+_EXAMPLE_NUMBER = re.compile(r"(?<!\d)[1-9]\d{7}(?!\d)")
 
 _LONGEST_SAMPLE = {
     "tracking": "99999999",
@@ -436,6 +440,10 @@ def _check_template(name: str, template: str, agencies: dict[str, Agency]) -> st
     if unknown:
         return (f"unknown placeholder {{{sorted(unknown)[0]}}} "
                 f"(allowed: {', '.join('{' + a + '}' for a in sorted(allowed))})")
+    for example in _EXAMPLE_NUMBER.findall(template):
+        if not tracking.is_valid(example):
+            return (f"example number {example} is not a valid tracking number (wrong check digit); "
+                    f"use {tracking.EXAMPLE}")
     if not gsm.is_gsm7(template):
         bad = next(ch for ch in template if not gsm.is_gsm7(ch))
         return f"character {bad!r} is not GSM-7: the reply would cost a UCS-2 SMS of 70 characters"

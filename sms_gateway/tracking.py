@@ -26,6 +26,9 @@ _DAMM = (
 )
 
 _SHAPE = re.compile(r"^[1-9][0-9]{6,8}$")
+# The number help texts show ("CEK 12345671"): valid, so a citizen who copies it learns
+# the format, and never issued, so it never shows anybody's report.
+EXAMPLE = "12345671"
 
 
 def damm(digits: str) -> int:
@@ -38,8 +41,11 @@ def damm(digits: str) -> int:
 
 def generate() -> str:
     """A new random tracking number (first digit never 0: it survives being read as an int)."""
-    body = str(secrets.randbelow(9 * 10 ** (BODY_DIGITS - 1)) + 10 ** (BODY_DIGITS - 1))
-    return body + str(damm(body))
+    while True:
+        body = str(secrets.randbelow(9 * 10 ** (BODY_DIGITS - 1)) + 10 ** (BODY_DIGITS - 1))
+        number = body + str(damm(body))
+        if number != EXAMPLE:
+            return number
 
 
 def is_valid(number: str) -> bool:

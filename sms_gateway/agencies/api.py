@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, jobs, tracking
+from .. import deadlines, jobs, optouts, tracking
 from ..config import PACKAGE_DIR, Settings
 from ..db import session_factory
 from ..models import OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
@@ -396,6 +396,40 @@ def replay_delivery(delivery_id: int) -> tuple[Response, int]:
         raise ApiError(409, f"delivery #{delivery_id} is {result[6:]}: wait for it to finish")
     session.expire_all()
     return jsonify(result=result, delivery=_delivery(_own_delivery(delivery_id))), 202
+
+
+# --------------------------------------------------------------------------- opt-outs (central admin)
+
+def _admin_only() -> None:
+    if not g.principal.admin:
+        raise ApiError(403, "only a central-admin token manages opt-outs")
+
+
+@blueprint.get("/optouts")
+@authenticated
+def list_optouts() -> Response:
+    """Numbers that sent BERHENTI/STOP, newest first."""
+    _admin_only()
+    session, _registry, _principal, settings = _ctx()
+    raw = request.args.get("number", "")
+    if len(raw) > 32:
+        raise ApiError(400, "number: at most 32 characters")
+    number = optouts.normalize(raw, settings.DEFAULT_REGION) if raw.strip() else None
+    rows = optouts.listing(session, number, _int_arg("limit", 100, 1, 1000))
+    return jsonify(optouts=[optouts.as_dict(r) for r in rows])
+
+
+@blueprint.delete("/optouts/<phone>")
+@authenticated
+def remove_optout(phone: str) -> Response:
+    """Lift a number's opt-out."""
+    _admin_only()
+    session, _registry, principal, settings = _ctx()
+    number = optouts.normalize(phone[:32], settings.DEFAULT_REGION)
+    if not optouts.remove(session, number, by=f"API token #{principal.token_id}"):
+        raise ApiError(404, "this number has not opted out")
+    session.commit()
+    return jsonify(removed=number)
 
 
 # --------------------------------------------------------------------------- documentation

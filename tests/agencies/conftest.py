@@ -94,6 +94,9 @@ class Api:
     def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.client.post(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
 
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
 
 @pytest.fixture
 def token_for(settings: Any):  # type: ignore[no-untyped-def]
