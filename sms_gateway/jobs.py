@@ -42,7 +42,7 @@ from .models import (
     Report,
     utcnow,
 )
-from .parsing import ParsedSMS, parse
+from .parsing import ParsedSMS, original_body, parse
 from .registry import Registry, RegistryHolder
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
                     inbound_id=msg.id,
                     channel=msg.channel,
                     reporter=msg.sender,
-                    text=parsed.body or msg.text,
+                    text=original_body(msg.text, parsed.body) or msg.text,  # as typed, not NFKC
                     kind=decision.kind,
                     agency=decision.agency,
                     confidential=parsed.confidential,

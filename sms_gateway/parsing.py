@@ -12,6 +12,7 @@ message stays the report's text for the central queue.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -62,6 +63,40 @@ class ParsedSMS:
 def normalize_text(text: str) -> str:
     """NFKC (full-width letters, ligatures) and trimmed; case and content kept."""
     return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def original_body(raw_text: str, body: str) -> str:
+    """The part of ``raw_text`` that ``body`` (the end of the parser's NFKC text) was read from.
+
+    Parsing matches on NFKC, but a report keeps what the citizen typed: ``No. 1½``
+    must not reach an agency as ``No. 11⁄2``. The text is cut into runs that NFKC
+    treats independently (a character with its combining marks, Hangul jamo that
+    compose) and each run is normalised on its own, to know where every NFKC
+    character came from; should that ever differ from NFKC of the whole text, the
+    NFKC body is kept.
+    """
+    if not body:
+        return body
+    nfkc = functools.partial(unicodedata.normalize, "NFKC")
+    pieces: list[str] = []
+    starts: list[int] = []  # for each NFKC character, where its run starts in raw_text
+    ends: list[int] = []  # … and where that run ends
+    run = 0
+    for i in range(1, len(raw_text) + 1):
+        if i == len(raw_text) or (unicodedata.combining(raw_text[i]) == 0
+                                  and nfkc(raw_text[run:i + 1]) == nfkc(raw_text[run:i]) + nfkc(raw_text[i])):
+            piece = nfkc(raw_text[run:i])
+            pieces.append(piece)
+            starts.extend([run] * len(piece))
+            ends.extend([i] * len(piece))
+            run = i
+    full = "".join(pieces)
+    end = len(full.rstrip())
+    begin = end - len(body)
+    if (full != unicodedata.normalize("NFKC", raw_text) or begin < 0 or full[begin:end] != body
+            or (begin > 0 and starts[begin - 1] == starts[begin])):  # the body starts inside one run
+        return body
+    return raw_text[starts[begin]:ends[end - 1]]
 
 
 def within_one_edit(a: str, b: str) -> bool:

@@ -18,7 +18,7 @@ from .. import deadlines, jobs, reports, tracking
 from ..config import Settings, get_settings
 from ..db import session_factory
 from ..models import CitizenResponse, InboundMessage, Report, ReportEvent, utcnow
-from ..parsing import ParsedSMS
+from ..parsing import ParsedSMS, original_body
 from ..registry import Registry
 from . import lifecycle, push, views
 from .statuses import DONE, FOLLOWED_UP
@@ -53,7 +53,7 @@ def handle_reply(session: Session, settings: Settings, registry: Registry, msg: 
         return registry.render("reply_closed", tracking=number, date=values["date"], days=values["days"],
                                short_code=short_code)
     if session.scalar(select(CitizenResponse.id).where(CitizenResponse.inbound_id == msg.id)) is None:
-        text = parsed.body.strip()
+        text = original_body(msg.text, parsed.body.strip())  # as typed, not NFKC
         session.add(CitizenResponse(report_id=report.id, inbound_id=msg.id, text=text, created_at=msg.received_at))
         report.updated_at = utcnow()
         event = ReportEvent(status=report.status, action="citizen_response", note=text, actor="reporter",
