@@ -292,11 +292,9 @@ def run() -> None:
     preflight(settings, "run")
     upgrade_database(settings)
     exe = [sys.executable, "-m", "sms_gateway"]
-    children = [
-        subprocess.Popen([*exe, "web"], env=env),
-        subprocess.Popen([*exe, "worker"], env=env),
-        subprocess.Popen([*exe, "scheduler"], env=env),
-    ]
+    # Own process groups: Ctrl-C reaches only this process, which stops the children with
+    # SIGTERM (gunicorn's gevent workers answer a terminal's SIGINT with a SystemExit traceback).
+    children = [subprocess.Popen([*exe, role], env=env, process_group=0) for role in ("web", "worker", "scheduler")]
     click.echo(f"gateway on http://{settings.WEB_BIND} — try: sms-gateway simulate --from 081234567890 "
                "\"KEMENHUB ADUAN bus masih angkut pemudik\"")
 

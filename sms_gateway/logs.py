@@ -15,6 +15,11 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 QUIET_BY_DEFAULT = {
     "rq": "WARNING",  # "Job OK", "Result is kept…" for each job
+    # rq.worker sets its own level to INFO when imported: name it and its siblings explicitly.
+    "rq.worker": "WARNING",
+    "rq.scheduler": "WARNING",
+    "rq.job": "WARNING",
+    "rq.cron": "WARNING",
     "twilio": "WARNING",  # the request and response headers of every send
     "urllib3": "WARNING",
     "alembic.runtime.plugins": "WARNING",  # each plugin announced on every start
