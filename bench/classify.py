@@ -39,11 +39,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.quality import DEFAULT_FILES, read_cases  # noqa: E402
+from bench.quality import DEFAULT_FILES  # noqa: E402
 from sms_gateway.decision import decide  # noqa: E402
 from sms_gateway.parsing import parse  # noqa: E402
 from sms_gateway.registry import parse_registry  # noqa: E402
 from sms_gateway.rules import engine_for  # noqa: E402
+from sms_gateway.rules.evaluation import read_cases  # noqa: E402
 
 SIZES = (10, 1_000, 10_000)
 SYLLABLES = [c + v for c in "bcdghjklmnprstw" for v in "aiueo"] + ["ng", "ny", "an", "ar", "ik", "ul"]
@@ -102,7 +103,7 @@ def main() -> None:
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
 
-    texts = [row["text"] for path in DEFAULT_FILES if path.exists() for row in read_cases(path)]
+    texts = [row.text for path in DEFAULT_FILES if path.exists() for row in read_cases(path)]
     real_words = sorted({w.lower() for t in texts for w in t.split() if w.isalpha() and len(w) > 3})
     base = yaml.safe_load(Path(args.prefixes).read_text(encoding="utf-8"))
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-classify-{os.getpid()}"

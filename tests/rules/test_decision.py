@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench.quality import evaluate, read_cases
 from sms_gateway.cli import main
 from sms_gateway.config import PROJECT_ROOT, Settings, set_settings
 from sms_gateway.deadlines import add_working_days
@@ -17,9 +16,10 @@ from sms_gateway.decision import decide
 from sms_gateway.parsing import parse
 from sms_gateway.registry import Registry, parse_registry
 from sms_gateway.rules.classify import classify
+from sms_gateway.rules.evaluation import evaluate, read_cases
 
 SAMPLE = PROJECT_ROOT.parent / "shared" / "reference" / "sample_sms.tsv"
-CASES = Path(__file__).parent / "cases.tsv"
+CASES = PROJECT_ROOT / "sms_gateway" / "data" / "cases" / "cases.tsv"
 AT = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # a Tuesday morning in Jakarta
 
 
@@ -38,9 +38,9 @@ def test_labelled_messages_are_all_decided_right(registry: Registry, path: Path)
     rows = read_cases(path)
     if path == SAMPLE:  # every line is a message, even "#BEKASI aduan ..."
         assert len(rows) == len(path.read_text().splitlines()) - 1
-    counts, misses = evaluate(rows, registry)
-    assert misses == []
-    assert sum(total for _ok, total in counts.values()) == len(rows)
+    result = evaluate(registry, rows)
+    assert [m.render() for m in result.misses] == []
+    assert result.overall.total == len(rows)
 
 
 def test_the_prefix_decides_the_agency_the_rules_the_category(registry: Registry) -> None:
