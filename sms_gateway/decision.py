@@ -36,14 +36,24 @@ def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Deci
     confident rule the report goes to the central queue. The category, and with
     it the deadlines, always come from the rules. A text with nothing but
     greetings and "I want to report" becomes kind ``unknown``: no report, the
-    citizen is asked for the content.
+    citizen is asked for the content; so does junk (``evidence["junk"]``), which
+    is answered with the help text.
+
+    The kind is the keyword's; without one, a text with no agency prefix is
+    read for it (a question is ``info``, a proposal or a thank-you ``aspirasi``),
+    and the evidence says why. A prefix without a keyword means ``aduan``, as
+    the format says.
     """
     verdict = engine_for(registry).evaluate(parsed.body)
-    kind = parsed.kind
+    kind, kind_by = parsed.kind, "keyword" if parsed.keyword else "format" if parsed.agency else "default"
     if parsed.agency is None and parsed.keyword is None:
-        kind = _leading_keyword(parsed.body, registry) or kind
+        leading = _leading_keyword(parsed.body, registry)
+        if leading:
+            kind, kind_by = leading, "keyword"
+        elif verdict.kind:
+            kind, kind_by = verdict.kind, "text"
     if not verdict.has_content:
-        kind = "unknown"
+        kind, kind_by = "unknown", "junk" if verdict.junk else "no content"
     if parsed.agency:
         agency, decided_by = parsed.agency, "prefix"
     elif verdict.agency:
@@ -55,8 +65,11 @@ def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Deci
         "prefix_match": parsed.prefix_match,
         "matched_alias": parsed.matched_alias,
         "keyword": parsed.keyword,
+        "unknown_code": parsed.prefix if parsed.prefix_match == "unknown" else None,
         "registry_version": registry.version,
         "decided_by": decided_by,
+        "kind_by": kind_by,
+        "junk": verdict.junk and kind == "unknown",
         "rules": verdict.evidence(),
     }
     if verdict.days is not None:

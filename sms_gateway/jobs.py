@@ -43,7 +43,7 @@ from .models import (
     utcnow,
 )
 from .parsing import ParsedSMS, original_body, parse
-from .registry import Registry, RegistryHolder
+from .registry import UNKNOWN_CODE_MAX, Registry, RegistryHolder
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,21 @@ def _status_reply(session: Session, registry: Registry, parsed: ParsedSMS,
     )
 
 
+def _ack(registry: Registry, report: Report, unknown_code: str | None, short_code: str) -> str:
+    """The acknowledgement of a new report; it names a code the citizen wrote that we do not know."""
+    values: dict[str, str] = {"tracking": report.tracking_number, "short_code": short_code}
+    if unknown_code:
+        values["code"] = unknown_code[:UNKNOWN_CODE_MAX]
+    if report.agency:
+        agency = registry.agencies.get(report.agency)
+        values.update(agency=report.agency, agency_name=agency.name if agency else report.agency, kind=report.kind)
+        template = "ack_unknown_code" if unknown_code and "ack_unknown_code" in registry.replies else "ack"
+    else:
+        template = ("ack_unknown_code_central" if unknown_code and "ack_unknown_code_central" in registry.replies
+                    else "ack_central")
+    return registry.render(template, **values)
+
+
 def _jakarta() -> Any:
     from .deadlines import JAKARTA
 
@@ -259,7 +274,9 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
         else:
             decision = decide(parsed, registry, msg.received_at)
             if decision.kind == "unknown":
-                text, purpose = registry.render("unknown", short_code=short_code), "help"
+                # Junk (a test, keyboard mash) gets the format; a greeting is asked for the content.
+                template = "help" if decision.evidence["junk"] else "unknown"
+                text, purpose = registry.render(template, short_code=short_code), "help"
             else:
                 report = reports.create_report(
                     session,
@@ -281,16 +298,7 @@ def _process_inbound(settings: Settings, inbound_id: int) -> str:
                 from .agencies.lifecycle import announce_new_report
 
                 announce_new_report(session, settings, registry, report)  # webhook, sent after commit
-                if report.agency:
-                    text = registry.render(
-                        "ack", tracking=report.tracking_number, agency=report.agency,
-                        agency_name=registry.agencies[report.agency].name
-                        if report.agency in registry.agencies else report.agency,
-                        kind=report.kind, short_code=short_code)
-                else:
-                    text = registry.render("ack_central", tracking=report.tracking_number,
-                                           short_code=short_code)
-                purpose = "ack"
+                text, purpose = _ack(registry, report, decision.evidence["unknown_code"], short_code), "ack"
 
         reply = queue_reply(
             session,

@@ -7,7 +7,16 @@ out the way SMS writers abbreviate (``kmnhub``). Short codes such as PLN or KAI
 are never guessed at: one typo away from them are ordinary words.
 
 Nothing here loses text: an unknown first word is not a prefix, and the whole
-message stays the report's text for the central queue.
+message stays the report's text for the central queue. A first word (or two)
+that is not registered but stands where a prefix stands, before a report
+keyword (``DISHUB ADUAN …``, ``PEMKAB BEKASI ASPIRASI …``), is read as an
+unknown code: the kind the citizen wrote is kept, the rules route the text,
+and the reply names the code.
+
+A tracking number is found inside a sentence too (``status laporan 2700 5518
+gmn?``), written with spaces, dots or dashes inside, when its check digit is
+right and the text asks about a report (or is the number alone): that is
+``CEK``. After ``CEK``/``STATUS`` the number may be written the same ways.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import tracking as tracking_numbers
 from .registry import Registry, compact
 
 # Separators between prefix, keyword and text.
@@ -25,7 +35,17 @@ _TOKEN = re.compile(r"[^\s.,:;#\-/]+")
 _SEPARATORS = " \t\r\n.,:;#-/"
 _TRACKING = re.compile(r"(?<!\d)\d{5,12}(?!\d)")
 _VOWELS = frozenset("AEIOU")
-
+# 8 digits, single spaces, dots or dashes allowed between them: 2700 5518, 27.005.518, 2700-5518.
+_GROUPED_TRACKING = re.compile(r"(?<![\d.,\-])[1-9](?:[ .\-]?\d){7}(?![\d]|[.,\-]\d| \d)")
+_MONEY_BEFORE = re.compile(r"(?:rp|idr)\.?\s*$", re.IGNORECASE)
+_MONEY_AFTER = re.compile(r"^\s*(?:rb|ribu|jt|juta|rupiah|perak|k)\b", re.IGNORECASE)
+# Words that, beside a valid tracking number, ask about a report (folded, as typed).
+STATUS_CUES = frozenset({"cek", "cekin", "dicek", "status", "laporan", "lapor", "lap", "nomor", "no", "nmr", "nomer",
+                         "perkembangan", "kelanjutan", "tindak", "lanjut", "ditindaklanjuti", "progres", "progress",
+                         "diproses", "proses", "sampai", "sampe", "mana", "tiket", "pengaduan", "aduan"})
+STATUS_MAX_WORDS = 15  # longer texts with a number in them are reports that mention one
+UNKNOWN_CODE_WORDS = 2  # DISHUB ADUAN, PEMKAB BEKASI ADUAN
+UNKNOWN_CODE_MAX_LEN = 15
 FUZZY_MIN_LEN = 6  # names (and typed words) shorter than this are never guessed
 KEYWORD_FUZZY_MIN_LEN = 5  # ADUN -> ADUAN; only looked for right after a prefix
 SHORT_COMMAND_WORDS = 4  # "BANTUAN" + at most this many words is a command
@@ -42,7 +62,7 @@ class ParsedSMS:
     tracking: str | None = None  # number given to CEK/STATUS or BALAS
     body: str = ""  # the report text, prefix and keyword removed
     prefix: str | None = None  # the prefix as typed
-    prefix_match: str = "none"  # exact, glued, typo, abbreviation, generic, none
+    prefix_match: str = "none"  # exact, glued, typo, abbreviation, generic, unknown, none
     matched_alias: str | None = None  # the registered name the prefix matched
     keyword: str | None = None  # the keyword as typed
     keyword_match: str | None = None  # exact, typo
@@ -251,7 +271,7 @@ def parse(raw_text: str, registry: Registry) -> ParsedSMS:
     if not any(words):
         return ParsedSMS(kind="help", command="help")
 
-    command = _command(text, tokens, words, registry)
+    command = _command(text, tokens, words, registry) or _status_in_sentence(text, tokens)
     if command is not None:
         return command
 
@@ -273,9 +293,9 @@ def _command(text: str, tokens: list[_Token], words: list[str],
         return None
     rest_words = [w for w in words[1:] if w]
     if cmd == "status":
-        match = _TRACKING.search(text, tokens[0].end)
-        if match:
-            return ParsedSMS(kind="status", command="status", tracking=match.group())
+        number = find_tracking(text, tokens[0].end)
+        if number:
+            return ParsedSMS(kind="status", command="status", tracking=number)
         if len(rest_words) <= SHORT_COMMAND_WORDS or first not in registry.short_only:
             return ParsedSMS(kind="status", command="status")
         return None  # "status tanah warga di …": a report that starts with an ordinary word
@@ -289,11 +309,75 @@ def _command(text: str, tokens: list[_Token], words: list[str],
     return ParsedSMS(kind=cmd, command=cmd)
 
 
+def find_tracking(text: str, start: int = 0) -> str | None:
+    """The tracking number after ``start``: 8 digits, maybe grouped (2700 5518), else any 5-12 digits."""
+    grouped = _GROUPED_TRACKING.search(text, start)
+    if grouped:
+        return re.sub(r"\D", "", grouped.group())
+    match = _TRACKING.search(text, start)
+    return match.group() if match else None
+
+
+def _status_in_sentence(text: str, tokens: list[_Token]) -> ParsedSMS | None:
+    """``status laporan 2700 5518 gmn?``: a valid tracking number and words that ask about it."""
+    if not any(ch.isdigit() for ch in text):
+        return None
+    for match in _GROUPED_TRACKING.finditer(text):
+        number = re.sub(r"\D", "", match.group())
+        if not tracking_numbers.is_valid(number):
+            continue
+        if _MONEY_BEFORE.search(text[:match.start()]) or _MONEY_AFTER.match(text[match.end():]):
+            continue  # Rp 12.500.000, 27.005.518 rupiah
+        rest = (text[:match.start()] + " " + text[match.end():]).lower()
+        others = re.findall(r"[^\W\d_]+", rest)
+        if len(others) > STATUS_MAX_WORDS:
+            return None
+        if not others or STATUS_CUES & set(others):
+            return ParsedSMS(kind="status", command="status", tracking=number)
+    return None
+
+
+def _unknown_code(text: str, tokens: list[_Token], words: list[str], registry: Registry) -> ParsedSMS | None:
+    """``DISHUB ADUAN …``: one or two code-like words where the prefix stands, then a keyword."""
+    for size in range(1, UNKNOWN_CODE_WORDS + 1):
+        if len(tokens) <= size:
+            return None
+        kw = registry.keywords.get(words[size])
+        if kw is None:
+            continue
+        code_tokens = tokens[:size]
+        if not all(_code_like(t, registry) for t in code_tokens):
+            return None
+        code = " ".join(t.text.lstrip("#").upper() for t in code_tokens)
+        return ParsedSMS(kind=kw, prefix=code, prefix_match="unknown", keyword=tokens[size].text,
+                         keyword_match="exact", body=text)
+    return None
+
+
+def _code_like(token: _Token, registry: Registry) -> bool:
+    """A word that may be an agency code: letters (and digits), not a word the registry uses otherwise."""
+    word = token.word
+    if not (2 <= len(word) <= UNKNOWN_CODE_MAX_LEN) or not any(ch.isalpha() for ch in word):
+        return False
+    if word in registry.keywords or word in registry.commands or word in registry.flags:
+        return False
+    typed = token.text.lstrip("#")
+    # Written in capitals it is a code whatever it means (IMIGRASI ADUAN); in lower case only if
+    # it is no word of the language ("mau aduan", "saya aduan" are not codes).
+    return typed.isupper() or not _is_dictionary_word(word.lower())
+
+
+def _is_dictionary_word(word: str) -> bool:
+    from .rules.stemming import is_root_word, stem
+
+    return is_root_word(word) or stem(word) != word
+
+
 def _prefix(text: str, tokens: list[_Token], words: list[str], registry: Registry) -> ParsedSMS:
     """Agency prefix and keyword, if any, and the report text after them."""
     match = _match_agency(tokens, words, registry)
     if match is None:
-        return ParsedSMS(kind="aduan", body=text)
+        return _unknown_code(text, tokens, words, registry) or ParsedSMS(kind="aduan", body=text)
     code, consumed, how, name, glued_kind = match
     prefix = text[tokens[0].start:tokens[consumed - 1].end]
     parsed = ParsedSMS(kind="aduan", agency=code, prefix=prefix, prefix_match=how, matched_alias=name)

@@ -16,10 +16,13 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import gsm, tracking
 from .yamlfile import LineDict, LineList, YamlProblem, load, unknown_keys
+
+if TYPE_CHECKING:
+    from .rules.gazetteer import Gazetteer
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,8 @@ COMMANDS = ("status", "help", "stop", "start", "reply")
 FLAGS = ("confidential", "anonymous")
 
 TOP_KEYS = {"keywords", "generic", "commands", "flags", "replies", "agencies",
-            "categories", "slang", "settings", "coordinators"}
-AGENCY_KEYS = {"name", "aliases", "parent", "rules", "admin_number", "webhook_url"}
+            "categories", "slang", "settings", "coordinators", "kinds"}
+AGENCY_KEYS = {"name", "aliases", "parent", "rules", "admin_number", "webhook_url", "gazetteer"}
 # Who watches agencies' deadlines (sms_gateway/agencies/escalation.py).
 COORDINATOR_KEYS = {"name", "watches", "admin_number", "webhook_url"}
 COORDINATOR_CODE_MAX = 20
@@ -39,6 +42,9 @@ COORDINATOR_CODE_MAX = 20
 REPLY_PLACEHOLDERS: dict[str, set[str]] = {
     "ack": {"tracking", "agency", "agency_name", "kind", "short_code"},
     "ack_central": {"tracking", "short_code"},
+    # A first word that looks like an agency code but is not one (DISHUB ADUAN …): say so.
+    "ack_unknown_code": {"code", "tracking", "agency", "agency_name", "kind", "short_code"},
+    "ack_unknown_code_central": {"code", "tracking", "short_code"},
     "status": {"tracking", "status", "agency", "date", "short_code"},
     "status_not_found": {"tracking", "short_code"},
     "status_invalid": {"tracking", "short_code"},
@@ -65,7 +71,9 @@ REPLY_PLACEHOLDERS: dict[str, set[str]] = {
     "escalation_agency": {"agency", "count", "reprimands", "tracking", "short_code"},
     "escalation_coordinator": {"coordinator", "agency", "count", "reprimands", "short_code"},
 }
-OPTIONAL_REPLIES: frozenset[str] = frozenset()
+# Files written before these replies existed still load: ack/ack_central stand in.
+OPTIONAL_REPLIES: frozenset[str] = frozenset({"ack_unknown_code", "ack_unknown_code_central"})
+UNKNOWN_CODE_MAX = 12  # an unknown code is named in replies up to this many characters
 # An 8-digit number in a reply is an example tracking number: it must be valid, or a
 # citizen who copies it is told their number is mistyped (tracking.EXAMPLE is reserved).
 _EXAMPLE_NUMBER = re.compile(r"(?<!\d)[1-9]\d{7}(?!\d)")
@@ -80,6 +88,7 @@ _LONGEST_SAMPLE = {
     "count": "9999",
     "reprimands": "9999",
     "coordinator": "K" * COORDINATOR_CODE_MAX,
+    "code": "K" * UNKNOWN_CODE_MAX,
 }
 
 WORD = re.compile(r"^[A-Z0-9]+( [A-Z0-9]+)?$")
@@ -138,6 +147,8 @@ class Registry:
     replies: dict[str, str]
     raw: dict[str, Any]
     coordinators: dict[str, Coordinator] = field(default_factory=dict)
+    gazetteers: dict[str, Gazetteer] = field(default_factory=dict)  # city agency -> its places
+    files: tuple[str, ...] = ()  # other files this version was read from (an admin's gazetteers)
 
     def render(self, name: str, **values: Any) -> str:
         """Fill reply template ``name``."""
@@ -348,15 +359,38 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
             if name not in rnode and name not in OPTIONAL_REPLIES:
                 c.add(rnode.line, f"replies: {name} is required")
 
+    from .rules.gazetteer import load_gazetteer
+
+    gazetteers: dict[str, Gazetteer] = {}
+    files: list[str] = []
+    for code in agencies:
+        spec = node.get(code)
+        if not isinstance(spec, LineDict) or "gazetteer" not in spec:
+            continue
+        name = spec["gazetteer"]
+        if not isinstance(name, str) or not name.strip():
+            c.add(spec.line_of("gazetteer"), f"agency {code}: gazetteer must name a shipped gazetteer (bekasi) "
+                  "or a file relative to this one (gazetteer/depok.yaml)")
+            continue
+        gazetteer, problems = load_gazetteer(code, name.strip(), path)
+        c.problems.extend(problems)
+        if gazetteer is not None:
+            gazetteers[code] = gazetteer
+            if "/" in name or name.endswith(".yaml"):
+                files.append(gazetteer.path)
+
     # Rules are part of the file: a broken rule refuses the whole edit, like a broken prefix.
     from .rules import check_rules
 
-    c.problems.extend(check_rules(path, data, {code: a.parent for code, a in agencies.items()}))
+    c.problems.extend(check_rules(path, data, {code: a.parent for code, a in agencies.items()}, gazetteers))
     if c.problems:
         raise RegistryError(c.problems)
+    digest = hashlib.sha256(text.encode())
+    for gazetteer in gazetteers.values():
+        digest.update(gazetteer.digest.encode())
     return Registry(
         path=path,
-        version=hashlib.sha256(text.encode()).hexdigest()[:12],
+        version=digest.hexdigest()[:12],
         agencies=agencies,
         names=names,
         keywords=keywords,
@@ -367,6 +401,8 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
         replies=replies,
         raw=dict(data),
         coordinators=coordinators,
+        gazetteers=gazetteers,
+        files=tuple(files),
     )
 
 
@@ -467,16 +503,22 @@ class RegistryHolder:
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._registry: Registry | None = None
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[tuple[float, int] | None, ...] | None = None
         self._checked = 0.0
         self.last_error: RegistryError | None = None
 
-    def _file_stamp(self) -> tuple[float, int] | None:
-        try:
-            st = Path(self.path).stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
+    def _file_stamp(self) -> tuple[tuple[float, int] | None, ...]:
+        """(mtime, size) of the file and of the other files the registry in force was read from."""
+        extra = self._registry.files if self._registry is not None else ()
+        out = []
+        for path in (self.path, *extra):
+            try:
+                st = Path(path).stat()
+            except OSError:
+                out.append(None)
+                continue
+            out.append((st.st_mtime, st.st_size))
+        return tuple(out)
 
     def get(self) -> Registry:
         """The registry in force (loading it the first time, raising if it was never valid)."""
@@ -501,5 +543,6 @@ class RegistryHolder:
                 return self._registry
             if self._registry is not None and registry.version != self._registry.version:
                 log.info("prefixes file reloaded: version %s -> %s", self._registry.version, registry.version)
-            self._registry, self._stamp, self.last_error = registry, stamp, None
+            self._registry, self.last_error = registry, None
+            self._stamp = self._file_stamp()  # now with the files this version was read from
             return registry

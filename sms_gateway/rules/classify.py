@@ -33,6 +33,12 @@ def classify(text: str, registry: Registry, received_at: datetime | None = None)
         "rule": None,
         "score": None,
         "reason": None,
+        "kind_by": "command" if parsed.command else None,
+        "kind_cues": [],
+        "places": [],
+        "corrections": [],
+        "junk": False,
+        "unknown_code": None,
         "prefix": parsed.prefix,
         "prefix_match": parsed.prefix_match,
         "disposition_due": None,
@@ -54,7 +60,13 @@ def classify(text: str, registry: Registry, received_at: datetime | None = None)
         unit=rules["unit"] if decision.evidence["decided_by"] == "rules" else None,
         rule=rules["rule"],
         score=rules["score"],
-        reason=rules["reason"],
+        reason="junk: no word of the language" if decision.evidence["junk"] else rules["reason"],
+        kind_by=decision.evidence["kind_by"],
+        kind_cues=rules["kind_cues"],
+        places=rules["places"],
+        corrections=rules["corrections"],
+        junk=decision.evidence["junk"],
+        unknown_code=decision.evidence["unknown_code"],
     )
     if decision.kind != "unknown":
         result["disposition_due"] = decision.disposition_due.isoformat() if decision.disposition_due else None

@@ -37,4 +37,6 @@ def classify_cmd(as_json: bool, jsonl: bool, received_at: datetime | None, text:
     for key, value in result.items():
         if key == "matched":
             value = ", ".join(f"{m['keyword']} ({m['for']} +{m['weight']})" for m in value) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(value) or "-"
         click.echo(f"{key:16} {'-' if value is None else value}")

@@ -12,6 +12,22 @@ found, too little, a tie nobody breaks — leaves the report to the central queu
 Categories score the same way against ``category_min_score``; among those
 that reach it a special category comes first, then the higher score, then the
 one written first in the file.
+
+A rule written ``local: true`` counts only when the text names a place of its
+city (the gazetteer of the agency receiving its reports): a puskesmas in
+Jatiasih is Dinas Kesehatan Kota Bekasi's, a puskesmas nowhere in particular
+is not. A name the gazetteer marks ambiguous (``Perwira``, ``Jl. Ahmad Yani``)
+counts only beside another name of the same city, and a name the gazetteer
+lists as elsewhere (``Cikarang``: Kabupaten Bekasi) cancels the city.
+
+Kinds are scored the same way from the ``kinds:`` cues (and a question mark,
+for ``info``): the kind that reaches ``kind_min_score`` ahead of every other is
+the kind the text reads as; the decision uses it only when no keyword said it.
+
+A text is junk when no word of it is a word of the language (the stemmer's
+dictionary, a known inflection, slang, the rules' words) other than the test
+words of ``settings.rules.junk``, and no rule matched: keyboard mash, "test",
+digits alone. Junk makes no report; the citizen gets the help text.
 """
 
 from __future__ import annotations
@@ -23,9 +39,10 @@ from typing import Any
 
 from .matcher import Matcher
 from .normalize import exact_key, phrase_key
+from .gazetteer import Place
 from .schema import Category, Phrase, Rule, RuleSet
 
-_KEYWORD, _VETO, _REQUIRES = 0, 1, 2
+_KEYWORD, _VETO, _REQUIRES, _PLACE = 0, 1, 2, 3
 _SCORES_SHOWN = 5  # runner-up scores kept in the evidence
 
 
@@ -60,6 +77,12 @@ class Verdict:
     category_score: float = 0.0
     category_rule: str | None = None
     has_content: bool = True  # False: greetings and "I want to report" only
+    junk: bool = False  # no word of the language at all, or only test words: no report, the help text
+    kind: str | None = None  # the kind the text reads as (info, aspirasi), None: nothing says
+    kind_scores: dict[str, float] = field(default_factory=dict)
+    kind_cues: list[str] = field(default_factory=list)  # "cara (info +2)", "? (info +1)"
+    places: list[str] = field(default_factory=list)  # "Jatiasih (kecamatan) -> PEMKOTBEKASI"
+    corrections: list[tuple[str, str]] = field(default_factory=list)  # (typed, read as)
     scores: dict[str, float] = field(default_factory=dict)  # agency -> score, best first
     vetoed: list[str] = field(default_factory=list)  # "RULE by 'phrase'"
     needs_context: list[str] = field(default_factory=list)  # rules found without what they require
@@ -86,6 +109,12 @@ class Verdict:
             "vetoed": self.vetoed,
             "needs_context": self.needs_context,
             "content": self.has_content,
+            "junk": self.junk,
+            "kind": self.kind,
+            "kind_scores": {k: _num(v) for k, v in self.kind_scores.items()},
+            "kind_cues": self.kind_cues,
+            "places": self.places,
+            "corrections": [f"{typed} -> {read}" for typed, read in self.corrections],
         }
 
 
@@ -109,8 +138,11 @@ class Engine:
             for role, phrases in ((_KEYWORD, rule.keywords), (_VETO, rule.veto), (_REQUIRES, rule.requires)):
                 for phrase in phrases:
                     self._index.setdefault(phrase.key, []).append((rule_id, role, phrase))
+        self._places = ruleset.places
+        for place_id, (_city, _place, phrase) in enumerate(self._places):
+            self._index.setdefault(phrase.key, []).append((place_id, _PLACE, phrase))
         self.matcher = Matcher(self._index)
-        # Only pay for a second, unstemmed copy of each text when some keyword needs it.
+        # Only pay for a second, unstemmed copy of each text when some keyword or place needs it.
         self._exact = any(p.exact for entries in self._index.values() for _r, _role, p in entries)
 
     @property
@@ -120,24 +152,27 @@ class Engine:
 
     def evaluate(self, text: str) -> Verdict:
         """Score ``text`` against every rule in one pass."""
-        words, stems = self.normalizer.analyse(text)
+        verdict = Verdict()
+        words, stems = self.normalizer.analyse(text, verdict.corrections)
         padded = phrase_key(stems)
         if self._exact:
             padded += exact_key(words)[1:]
         found = self.matcher.find(padded)
-        verdict = Verdict()
-        no_content = self.ruleset.no_content
-        verdict.has_content = any(s not in no_content for s in stems)
-        if not found:
+        self._content(verdict, words, stems)
+        question = "?" in text and self.ruleset.question_mark > 0
+        if not found and not question:
             return verdict
 
         hits: dict[int, list[Phrase]] = {}
         vetoes: dict[int, Phrase] = {}
         context: set[int] = set()
+        places: list[int] = []
         index = self._index
         for key in found:
             for rule_id, role, phrase in index[key]:
-                if role == _KEYWORD:
+                if role == _PLACE:
+                    places.append(rule_id)
+                elif role == _KEYWORD:
                     if rule_id in hits:
                         hits[rule_id].append(phrase)
                     else:
@@ -148,8 +183,10 @@ class Engine:
                     context.add(rule_id)
 
         rules, dests = self._rules, self._dest
+        cities = self._cities(verdict, places) if places else set()
         agency_points: dict[str, float] = {}
         category_points: dict[str, float] = {}
+        kind_points: dict[str, float] = {}
         agency_priority: dict[str, int] = {}
         category_priority: dict[str, int] = {}
         rule_points: dict[int, float] = {}
@@ -161,8 +198,15 @@ class Engine:
             if rule.requires and rule_id not in context:
                 verdict.needs_context.append(rule.label)
                 continue
+            if rule.local and dests[rule_id] not in cities:
+                verdict.needs_context.append(f"{rule.label}: no place of {dests[rule_id]} named")
+                continue
             phrases = hits[rule_id]
             points = rule.weight * len(phrases)
+            if rule.for_kind:
+                kind_points[rule.owner] = kind_points.get(rule.owner, 0.0) + points
+                verdict.kind_cues.extend(f"{p.text} ({rule.owner} +{rule.weight:g})" for p in phrases)
+                continue
             rule_points[rule_id] = points
             verdict.hits.extend((rule, p) for p in phrases)
             dest = dests[rule_id]
@@ -176,10 +220,60 @@ class Engine:
 
         # A keyword that counted is content even if admins also list its word as empty.
         verdict.has_content = verdict.has_content or bool(verdict.hits)
+        verdict.junk = verdict.junk and not verdict.has_content
+        if question:
+            kind_points["info"] = kind_points.get("info", 0.0) + self.ruleset.question_mark
+            verdict.kind_cues.append(f"? (info +{self.ruleset.question_mark:g})")
+        self._choose_kind(verdict, kind_points)
         self._choose_agency(verdict, agency_points, agency_priority, rule_points)
         if category_points:
             self._choose_category(verdict, category_points, category_priority, rule_points)
         return verdict
+
+    def _content(self, verdict: Verdict, words: list[str], stems: list[str]) -> None:
+        """Whether the text says anything (has_content) and whether it is junk."""
+        no_content, junk, real = self.ruleset.no_content, self.ruleset.junk, self.normalizer.is_real
+        any_real = test_word = False
+        for word, stem in zip(words, stems, strict=True):
+            if word in junk or stem in junk:
+                test_word = True
+            elif real(word):
+                any_real = True
+                if stem not in no_content:
+                    verdict.has_content = True
+                    return
+        verdict.has_content = False
+        verdict.junk = test_word or not any_real
+
+    def _cities(self, verdict: Verdict, place_ids: list[int]) -> set[str]:
+        """Cities whose places the text names (ambiguous names only beside another; none if elsewhere)."""
+        found: dict[str, list[Place]] = {}
+        for place_id in dict.fromkeys(place_ids):
+            city, place, _phrase = self._places[place_id]
+            found.setdefault(city, []).append(place)
+        cities = set()
+        for city, places in found.items():
+            away = [p for p in places if p.kind == "elsewhere"]
+            if away:
+                verdict.places.extend(f"{p.name} (not {city}: elsewhere)" for p in away)
+                continue
+            sure = [p for p in places if not p.ambiguous]
+            if not sure:
+                verdict.places.extend(f"{p.name} (ambiguous, alone: not counted)" for p in places)
+                continue
+            cities.add(city)
+            verdict.places.extend(f"{p.describe()} -> {city}" for p in places)
+        return cities
+
+    def _choose_kind(self, verdict: Verdict, points: dict[str, float]) -> None:
+        if not points:
+            return
+        verdict.kind_scores = dict(sorted(points.items(), key=lambda kv: kv[1], reverse=True))
+        ranked = list(verdict.kind_scores.items())
+        best, score = ranked[0]
+        if score < self.ruleset.kind_min_score or (len(ranked) > 1 and ranked[1][1] == score):
+            return
+        verdict.kind = best
 
     def _choose_agency(self, verdict: Verdict, points: dict[str, float], priority: dict[str, int],
                        rule_points: dict[int, float]) -> None:
@@ -244,11 +338,12 @@ _CACHE_SIZE = 4  # the version in force plus a few recent ones (tests, `prefixes
 _LOCK = threading.Lock()
 
 
-def build(path: str, raw: dict[str, Any], parents: dict[str, str | None], version: str = "") -> Engine:
+def build(path: str, raw: dict[str, Any], parents: dict[str, str | None], version: str = "",
+          gazetteers: dict[str, Any] | None = None) -> Engine:
     """Compile an engine from registry data; raise ``ValueError`` listing the problems."""
     from .schema import load_ruleset
 
-    ruleset, problems = load_ruleset(path, raw, parents)
+    ruleset, problems = load_ruleset(path, raw, parents, gazetteers)
     if problems:
         raise ValueError("\n".join(p.render() for p in problems))
     return Engine(ruleset, version)
@@ -263,7 +358,7 @@ def engine_for(registry: Any) -> Engine:
             _CACHE.move_to_end(key)
             return engine
         parents = {code: agency.parent for code, agency in registry.agencies.items()}
-        engine = build(registry.path, registry.raw, parents, registry.version)
+        engine = build(registry.path, registry.raw, parents, registry.version, registry.gazetteers)
         _CACHE[key] = engine
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

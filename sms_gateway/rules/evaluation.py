@@ -157,7 +157,7 @@ def read_cases(path: str | Path, text: str | None = None) -> list[LabelledText]:
 
 def shipped_cases(name: str) -> list[LabelledText]:
     """A labelled set shipped with the gateway (``sms_gateway/data/cases/NAME``)."""
-    text = resources.files("sms_gateway.data").joinpath("cases", name).read_text(encoding="utf-8")
+    text = resources.files("sms_gateway.data").joinpath("cases").joinpath(name).read_text(encoding="utf-8")
     return read_cases(Path(name), text)
 
 

@@ -16,6 +16,15 @@ through the same steps, so whatever an admin writes matches what citizens type:
    ``data/slang.tsv`` plus the admins' ``slang:`` in prefixes.yaml);
 6. each word is reduced to its root with Sastrawi (``penyekatan`` → ``sekat``).
 
+Once the rules are read, their words (and the gazetteers' place names) become
+the vocabulary of a ``Speller``: a typed word that is no word we know is
+corrected to a vocabulary word when exactly one is that close — letters
+doubled (``puskesmass``), vowels left out (``sklh``, ``lstrk``), one letter
+wrong, missing, extra or swapped in a word of six letters or more (``faksin``,
+``termnal``), digits typed for letters (``l1str1k``, ``s3kolah``). Words of the
+dictionary are never corrected (``bekas`` stays, it is not ``bekasi``), and
+short words are never guessed at.
+
 A keyword written ``=dirumahkan`` skips step 6: it matches that form only (its
 root, ``rumah``, would also match every house).
 """
@@ -34,7 +43,13 @@ _WORDS = re.compile(r"[^\W\d_]+|\d+")
 _REDUPLICATION = re.compile(r"\b([^\W\d_]{2,})2\b")
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")
 _DOUBLES = re.compile(r"([^\W\d_])\1")
+_MIXED = re.compile(r"[^\W_]*[^\W\d_]\d+[^\W\d_][^\W_]*")  # l1str1k, s3kolah: digits inside letters
+_DIGIT_LETTERS = (str.maketrans("013456789", "oieasgtbg"), str.maketrans("1", "l"))
+_VOWELS = frozenset("aeiou")
 MAX_SQUEEZED_RUNS = 4  # 2**4 candidate spellings at most per word
+SPELL_MIN = 4  # typed words shorter than this are never corrected
+SPELL_TARGET_MIN = 5  # nor corrected into a word shorter than this
+SPELL_EDIT_MIN = 6  # one edit (not only doubled letters or dropped vowels) from this length on
 TOKEN_CACHE_SIZE = 100_000
 
 SLANG_FILE = "slang.tsv"
@@ -51,10 +66,72 @@ def fold(text: str) -> str:
 
 def split_words(text: str) -> list[str]:
     """Folded words of ``text`` with SMS reduplication written out (steps 1 to 3)."""
-    text = fold(text)
+    return _split_folded(fold(text))
+
+
+def _split_folded(text: str) -> list[str]:
     if "2" in text:
         text = _REDUPLICATION.sub(r"\1 \1", text)
     return _WORDS.findall(text)
+
+
+def _skeleton(word: str) -> str:
+    return "".join(ch for ch in word if ch not in _VOWELS)
+
+
+def _is_vowel_drop(typed: str, word: str) -> bool:
+    """``typed`` is ``word`` with some vowels left out (``sklh`` for ``sekolah``)."""
+    if len(typed) >= len(word):
+        return False
+    j = 0
+    for ch in word:
+        if j < len(typed) and typed[j] == ch:
+            j += 1
+        elif ch not in _VOWELS:
+            return False
+    return j == len(typed)
+
+
+class Speller:
+    """Corrects a typed word to the one vocabulary word it is a small slip away from."""
+
+    def __init__(self, vocabulary: Iterable[str]) -> None:
+        from ..parsing import within_one_edit  # the prefix parser's test of "one typo away"
+
+        self._within_one_edit = within_one_edit
+        self.words = frozenset(w for w in vocabulary if w.isalpha() and len(w) >= SPELL_TARGET_MIN)
+        near: dict[str, set[str]] = {}
+        skeletons: dict[str, set[str]] = {}
+        for word in self.words:
+            skeletons.setdefault(_skeleton(word), set()).add(word)
+            if len(word) >= SPELL_EDIT_MIN - 1:
+                for key in {word} | {word[:i] + word[i + 1:] for i in range(len(word))}:
+                    near.setdefault(key, set()).add(word)
+        self._near = near
+        self._skeletons = skeletons
+
+    def correct(self, word: str) -> str | None:
+        """The vocabulary word ``word`` was meant to be, if exactly one is that close."""
+        if len(word) < SPELL_MIN or word in self.words or not word.isalpha():
+            return None
+        single = _DOUBLES.sub(r"\1", word)
+        if single != word and single in self.words:
+            return single
+        skeleton = _skeleton(word)
+        if len(skeleton) >= 3:
+            dropped = {w for w in self._skeletons.get(skeleton, ()) if _is_vowel_drop(word, w)}
+            if len(dropped) == 1:
+                return dropped.pop()
+            if dropped:
+                return None  # sklh: sekolah or sekalah? not ours to guess
+        if len(word) >= SPELL_EDIT_MIN:
+            candidates: set[str] = set()
+            for key in {word} | {word[:i] + word[i + 1:] for i in range(len(word))}:
+                candidates |= self._near.get(key, set())
+            close = {w for w in candidates if self._within_one_edit(word, w)}
+            if len(close) == 1:
+                return close.pop()
+        return None
 
 
 def read_slang_tsv(text: str, source: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
@@ -98,6 +175,20 @@ class Normalizer:
         for form, expansion in slang.items():
             self.slang[form] = tuple(split_words(expansion))
         self._cache: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.vocabulary: frozenset[str] = frozenset()
+        self.speller: Speller | None = None
+        self.corrected: dict[str, str] = {}  # typed word -> the word it was read as
+
+    def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
+        """Words the rules know (keywords, places): typed words close to one are corrected to it."""
+        self.vocabulary = frozenset(vocabulary)
+        self.speller = Speller(self.vocabulary)
+        self._cache.clear()
+        self.corrected.clear()
+
+    def is_real(self, word: str) -> bool:
+        """True for a word of the language: the dictionary, a known inflection, slang, the rules' words."""
+        return not word.isdigit() and self._known(word)
 
     def _squeeze(self, word: str) -> str:
         """``rusaaak`` → ``rusak``, ``maaaaf`` → ``maaf``: prefer a spelling we know."""
@@ -117,7 +208,7 @@ class Normalizer:
         return candidates[0]
 
     def _known(self, word: str) -> bool:
-        return word in self.slang or is_root_word(word) or stem(word) != word
+        return word in self.slang or word in self.vocabulary or is_root_word(word) or stem(word) != word
 
     def _plain(self, word: str) -> str:
         """The word with emphasis repeats undone (step 4)."""
@@ -135,10 +226,15 @@ class Normalizer:
         if cached is not None:
             return cached
         plain = self._plain(word)
+        if self.speller is not None and plain not in self.slang and not self._known(plain):
+            fixed = self.speller.correct(plain)
+            if fixed is not None:
+                self.corrected[word] = plain = fixed
         expanded = self.slang.get(plain, (plain,))
         result = (expanded, tuple(stem(w) for w in expanded))
         if len(self._cache) >= TOKEN_CACHE_SIZE:
             self._cache.clear()  # a flood of random words must not grow memory without bound
+            self.corrected.clear()
         self._cache[word] = result
         return result
 
@@ -156,15 +252,31 @@ class Normalizer:
             out.extend(self._analysed(word)[0])
         return out
 
-    def analyse(self, text: str) -> tuple[list[str], list[str]]:
-        """(words, stems) of ``text`` in one go."""
+    def analyse(self, text: str, corrections: list[tuple[str, str]] | None = None
+                ) -> tuple[list[str], list[str]]:
+        """(words, stems) of ``text`` in one go; typed words read as others go to ``corrections``."""
+        folded = fold(text)
+        if self.speller is not None and _MIXED.search(folded):
+            folded = _MIXED.sub(lambda m: self._unleet(m.group(), corrections), folded)
         words: list[str] = []
         stems: list[str] = []
-        for word in split_words(text):
+        for word in _split_folded(folded):
             w, s = self._analysed(word)
             words.extend(w)
             stems.extend(s)
+            if corrections is not None and word in self.corrected:
+                corrections.append((word, self.corrected[word]))
         return words, stems
+
+    def _unleet(self, token: str, corrections: list[tuple[str, str]] | None) -> str:
+        """``l1str1k`` → ``listrik`` when the letters make a word we know; else the token as typed."""
+        for table in _DIGIT_LETTERS:
+            letters = token.translate(table)
+            if letters.isalpha() and (self._known(letters) or (self.speller and self.speller.correct(letters))):
+                if corrections is not None:
+                    corrections.append((token, letters))
+                return letters
+        return token
 
 
 def phrase_key(stems: Iterable[str]) -> str:

@@ -7,8 +7,15 @@ Shape (see the comments in the shipped prefixes.yaml)::
         min_score: 2             # score an agency needs to receive a report without prefix
         category_min_score: 2    # score a category needs
         no_content: [selamat, pagi, pak, saya, mau, lapor, ...]
+        kind_min_score: 2        # score a kind (info, aspirasi) needs to be read from the text
+        question_mark: 1         # points a "?" gives the kind info
+        junk: [test, tes, coba]  # words that make a text with nothing else a test message
     slang:                       # additions to sms_gateway/data/slang.tsv
       bks: bekasi
+    kinds:                       # cues of the kind when no keyword says it
+      info:
+        - keywords: [gimana cara, syarat]
+          weight: 2
     categories:
       COVID-19:
         special: true            # deadlines 1 and 2 working days unless given:
@@ -24,6 +31,7 @@ Shape (see the comments in the shipped prefixes.yaml)::
             keywords: [terminal, bus akap, travel gelap, =dirumahkan]   # "=": this form only
             veto: [tol]          # any of these in the text cancels this rule
             requires: [bekasi]   # the rule counts only if one of these is in the text
+            local: true          # counts only when the text names a place of the city (gazetteer)
 
 Problems are reported as ``YamlProblem`` (``file:line: problem``); the
 registry loader refuses a file that has any, so a broken edit never replaces
@@ -39,14 +47,18 @@ from typing import Any
 from .. import deadlines
 from ..yamlfile import LineDict, LineList, YamlProblem, unknown_keys
 from . import normalize
+from .gazetteer import Gazetteer, Place
 
-RULE_KEYS = {"name", "keywords", "weight", "priority", "veto", "requires"}
+RULE_KEYS = {"name", "keywords", "weight", "priority", "veto", "requires", "local"}
 CATEGORY_KEYS = {"special", "disposition_days", "followup_days", "rules", "description"}
-SETTINGS_KEYS = {"min_score", "category_min_score", "no_content"}
+SETTINGS_KEYS = {"min_score", "category_min_score", "no_content", "kind_min_score", "question_mark", "junk"}
+KIND_NAMES = ("aduan", "aspirasi", "info")
 CATEGORY_NAME_MAX = 64  # reports.category column
 
 DEFAULT_MIN_SCORE = 2.0
 DEFAULT_CATEGORY_MIN_SCORE = 2.0
+DEFAULT_KIND_MIN_SCORE = 2.0
+DEFAULT_QUESTION_MARK = 1.0
 # Working days (disposition, follow-up) when a category does not give its own.
 SPECIAL_DAYS = deadlines.SPECIAL
 ORDINARY_DAYS = deadlines.ORDINARY
@@ -76,12 +88,15 @@ class Rule:
     keywords: tuple[Phrase, ...]
     veto: tuple[Phrase, ...] = ()
     requires: tuple[Phrase, ...] = ()
+    local: bool = False  # counts only when the text names a place of its city
+    for_kind: bool = False  # a cue of the kind (info, aspirasi, aduan), not of an agency
 
     label: str = field(init=False, compare=False)  # KEMENHUB rule 2 (angkutan darat)
 
     def __post_init__(self) -> None:
         name = f" ({self.name})" if self.name else ""
-        object.__setattr__(self, "label", f"{self.owner} rule {self.number}{name}")
+        owner = f"kind {self.owner}" if self.for_kind else self.owner
+        object.__setattr__(self, "label", f"{owner} rule {self.number}{name}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,11 @@ class RuleSet:
     min_score: float = DEFAULT_MIN_SCORE
     category_min_score: float = DEFAULT_CATEGORY_MIN_SCORE
     no_content: frozenset[str] = field(default_factory=frozenset)  # stems
+    kind_min_score: float = DEFAULT_KIND_MIN_SCORE
+    question_mark: float = DEFAULT_QUESTION_MARK
+    junk: frozenset[str] = field(default_factory=frozenset)  # words and stems of test words
+    # Place names: (city agency, place, phrase) for every name of every gazetteer.
+    places: list[tuple[str, Place, Phrase]] = field(default_factory=list)
 
 
 class _Reader:
@@ -165,9 +185,12 @@ def _destinations(parents: Mapping[str, str | None], reader: _Reader,
     return out
 
 
-def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str | None]
-                 ) -> tuple[RuleSet, list[YamlProblem]]:
-    """Read settings, slang, categories and agency rules; return them and every problem found."""
+def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str | None],
+                 gazetteers: Mapping[str, Gazetteer] | None = None) -> tuple[RuleSet, list[YamlProblem]]:
+    """Read settings, slang, kinds, categories and agency rules; return them and every problem found.
+
+    ``gazetteers`` maps a city agency to its places (read by the registry).
+    """
     r = _Reader(path)
     top = data if isinstance(data, LineDict) else LineDict(data)
     if not isinstance(data, LineDict):
@@ -175,7 +198,9 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
 
     # settings.rules
     min_score, category_min_score = DEFAULT_MIN_SCORE, DEFAULT_CATEGORY_MIN_SCORE
+    kind_min_score, question_mark = DEFAULT_KIND_MIN_SCORE, DEFAULT_QUESTION_MARK
     no_content_words: list[tuple[str, int]] = []
+    junk_words: list[tuple[str, int]] = []
     settings = top.get("settings")
     if settings is not None and not isinstance(settings, LineDict):
         r.add(top.line_of("settings"), "settings: must be a mapping")
@@ -191,6 +216,9 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
                                           "settings.rules")
             no_content_words = r.texts(node.get("no_content"), node.line_of("no_content"),
                                        "settings.rules.no_content")
+            kind_min_score = r.number(node, "kind_min_score", DEFAULT_KIND_MIN_SCORE, "settings.rules")
+            question_mark = r.number(node, "question_mark", DEFAULT_QUESTION_MARK, "settings.rules", positive=False)
+            junk_words = r.texts(node.get("junk"), node.line_of("junk"), "settings.rules.junk")
 
     # slang: shipped dictionary, then the admins' additions and overrides
     slang = normalize.shipped_slang()
@@ -222,8 +250,13 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
             out.append(Phrase(text, key, item_line, exact))
         return tuple(out)
 
-    def read_rules(owner: str, node: Any, line: int, for_category: bool) -> list[Rule]:
-        what = f"category {owner}" if for_category else f"agency {owner}"
+    vocabulary: set[str] = set()
+
+    def phrase_words(text: str) -> None:
+        vocabulary.update(w for w in normalizer.words(text.lstrip("=")) if w.isalpha())
+
+    def read_rules(owner: str, node: Any, line: int, for_category: bool, for_kind: bool = False) -> list[Rule]:
+        what = f"kind {owner}" if for_kind else f"category {owner}" if for_category else f"agency {owner}"
         if node is None:
             return []
         if not isinstance(node, list):
@@ -251,14 +284,31 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
             if not keywords:
                 r.add(spec.line, f"{label}: keywords are required")
                 continue
+            local = spec.get("local", False)
+            if not isinstance(local, bool) or (local and (for_category or for_kind)):
+                r.add(spec.line_of("local"), f"{label}: local must be true or false, and only on an agency's rule")
+                local = False
             rule = Rule(owner, for_category, i, name, spec.line, weight, priority, keywords,
                         phrases(spec.get("veto"), spec.line_of("veto"), f"{label} veto"),
-                        phrases(spec.get("requires"), spec.line_of("requires"), f"{label} requires"))
+                        phrases(spec.get("requires"), spec.line_of("requires"), f"{label} requires"),
+                        local, for_kind)
             _check_rule(rule, r)
+            for phrase in (*rule.keywords, *rule.veto, *rule.requires):
+                phrase_words(phrase.text)
             out.append(rule)
         return out
 
     rules: list[Rule] = []
+
+    knode = top.get("kinds")
+    if knode is not None and not isinstance(knode, LineDict):
+        r.add(top.line_of("kinds"), "kinds: must map info, aspirasi, aduan to their cue rules")
+    elif isinstance(knode, LineDict):
+        for kind, spec in knode.items():
+            if kind not in KIND_NAMES:
+                r.add(knode.line_of(kind), f"kinds: unknown kind {kind!r} (expected {', '.join(KIND_NAMES)})")
+                continue
+            rules.extend(read_rules(kind, spec, knode.line_of(kind), False, for_kind=True))
 
     categories: dict[str, Category] = {}
     cnode = top.get("categories")
@@ -300,13 +350,38 @@ def load_ruleset(path: str, data: Mapping[str, Any], parents: Mapping[str, str |
             if isinstance(spec, LineDict) and "rules" in spec:
                 rules.extend(read_rules(code, spec["rules"], spec.line_of("rules"), False))
     destination = _destinations(parents, r, agency_lines)
+    gazetteers = gazetteers or {}
+    for rule in rules:
+        city = destination.get(rule.owner, rule.owner)
+        if rule.local and city not in gazetteers:
+            r.add(rule.line, f"{rule.label}: local: true needs a gazetteer: on {city} (the agency that "
+                  "receives its reports), naming the places of its city")
+
+    places: list[tuple[str, Place, Phrase]] = []
+    for city, gazetteer in gazetteers.items():
+        for place in gazetteer.places:
+            words = [w for w in normalizer.words(place.name) if w]
+            vocabulary.update(w for w in words if w.isalpha())
+            spellings = {tuple(words)}
+            if len(words) > 1 and all(w.isalpha() for w in words):
+                spellings.add(("".join(words),))  # pondokgede, bantargebang
+                vocabulary.add("".join(words))
+            for spelling in spellings:
+                places.append((city, place, Phrase(place.name, normalize.exact_key(spelling), place.line, True)))
 
     no_content = set()
     for text, _line in no_content_words:
         no_content.update(normalizer.stems(text))
+    junk = set()
+    for text, _line in junk_words:
+        words, stems = normalizer.analyse(text)
+        junk.update(words)
+        junk.update(stems)
+    normalizer.set_vocabulary(vocabulary)
 
     ruleset = RuleSet(path, rules, categories, destination, normalizer, min_score,
-                      category_min_score, frozenset(no_content))
+                      category_min_score, frozenset(no_content), kind_min_score, question_mark,
+                      frozenset(junk), places)
     _check_reachable(ruleset, r, anode if isinstance(anode, LineDict) else None, cnode)
     _check_collisions(ruleset, r)
     return ruleset, r.problems
@@ -335,6 +410,8 @@ def _check_reachable(rs: RuleSet, r: _Reader, agencies: LineDict | None, categor
     most: dict[tuple[bool, str], float] = {}
     first: dict[tuple[bool, str], Rule] = {}
     for rule in rs.rules:
+        if rule.for_kind:
+            continue  # a kind that is not read from the text is simply aduan
         usable = [k for k in rule.keywords if not any(v.key in k.key for v in rule.veto)]
         owner = rule.owner if rule.for_category else rs.destination.get(rule.owner, rule.owner)
         most[(rule.for_category, owner)] = most.get((rule.for_category, owner), 0) + rule.weight * len(usable)
@@ -352,8 +429,8 @@ def _check_collisions(rs: RuleSet, r: _Reader) -> None:
     """The same keyword for two agencies with equal weight and priority: a tie nobody breaks."""
     seen: dict[str, list[tuple[str, Rule, Phrase]]] = {}
     for rule in rs.rules:
-        if rule.for_category:
-            continue  # categories tie-break by their order in the file
+        if rule.for_category or rule.for_kind:
+            continue  # categories tie-break by their order in the file; kinds fall back to aduan
         dest = rs.destination.get(rule.owner, rule.owner)
         for phrase in rule.keywords:
             earlier = seen.setdefault(phrase.key, [])
