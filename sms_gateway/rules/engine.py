@@ -296,16 +296,18 @@ class Engine:
                 return
         verdict.agency = best
         verdict.reason = "confident"
-        # Which of the agency's units (or itself) the points came from: a disposition hint.
+        # Which of the agency's units the points came from: a disposition hint. The agency's
+        # own words ("jalan", "pasar") say where, its units' words say which service.
         units: dict[str, float] = {}
         for rule_id, p in rule_points.items():
             rule = self._rules[rule_id]
-            if not rule.for_category and self._dest[rule_id] == best:
+            if not rule.for_category and self._dest[rule_id] == best and rule.owner != best:
                 units[rule.owner] = units.get(rule.owner, 0.0) + p
-        top = max(units.values())
-        leaders = [u for u, p in units.items() if p == top]
-        if len(leaders) == 1 and leaders[0] != best:
-            verdict.unit = leaders[0]
+        if units:
+            top = max(units.values())
+            leaders = [u for u, p in units.items() if p == top]
+            if len(leaders) == 1:
+                verdict.unit = leaders[0]
         verdict.rule = self._strongest(best, rule_points, category=False)
 
     def _choose_category(self, verdict: Verdict, points: dict[str, float], priority: dict[str, int],
