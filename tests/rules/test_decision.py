@@ -91,7 +91,8 @@ def test_no_confident_rule_goes_to_the_central_queue(registry: Registry, text: s
     ("saran: tambah jadwal krl", "aspirasi"),  # keyword first, no prefix
     ("Info dong jadwal krl", "info"),
     ("keluhan: krl telat", "aduan"),
-    ("mhn info jadwal krl", "aduan"),  # the keyword counts only as the first word
+    ("mhn info jadwal krl", "info"),  # not a keyword here (only as the first word), but the text asks
+    ("krl telat terus, kapan diperbaiki?", "aduan"),  # a question that complains
 ])
 def test_kind(registry: Registry, text: str, kind: str) -> None:
     assert decide(parse(text, registry), registry, AT).kind == kind

@@ -187,7 +187,8 @@ def test_category(engine: Engine, text: str, category: str | None, special: bool
     ("", False),
     ("tolong pak, jalan rusak", True),  # words we do not list as empty are content
     ("tolong pak, bus", True),
-    ("halo 12", True),  # numbers are content: never drop what might be a report
+    ("halo 12 jalan", True),  # a real word beside a greeting is content: never drop what might be a report
+    ("halo 12", False),  # a greeting and a number: nothing to route; the citizen is asked for the content
 ])
 def test_content(engine: Engine, text: str, content: bool) -> None:
     assert engine.evaluate(text).has_content is content

@@ -55,18 +55,18 @@ def test_a_greeting_gets_asked_for_the_content_and_makes_no_report(client, setti
 
 
 def test_edited_rules_change_decisions_without_restarting_the_worker(client, settings, work, prefixes_file) -> None:
-    message = "genangan rob di dermaga sunda kelapa tiap pasang naik"
+    message = "genangan rob di sunda kelapa tiap pasang naik"
     text_sms(client, work, message)
     assert [(r.agency, r.evidence["decided_by"]) for r in reports(settings)] == [(None, "central")]
 
     text = prefixes_file.read_text()
     old = "        keywords: [kapal, penyeberangan, pelabuhan,"
     assert text.count(old) == 1
-    prefixes_file.write_text(text.replace(old, "        keywords: [dermaga, rob, kapal, penyeberangan, pelabuhan,"))
+    prefixes_file.write_text(text.replace(old, "        keywords: [sunda kelapa, rob, kapal, penyeberangan, pelabuhan,"))
     time.sleep(1.1)  # the registry is re-checked at most once a second
 
     text_sms(client, work, message)
     latest = reports(settings)[-1]
     assert (latest.agency, latest.evidence["decided_by"]) == ("KEMENHUB", "rules")
-    assert {m["keyword"] for m in latest.evidence["rules"]["matched"]} == {"dermaga", "rob"}
+    assert {m["keyword"] for m in latest.evidence["rules"]["matched"]} == {"sunda kelapa", "rob"}
     assert latest.evidence["registry_version"] != reports(settings)[0].evidence["registry_version"]
