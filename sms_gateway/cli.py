@@ -574,9 +574,10 @@ def config_cmd(markdown: bool) -> None:
 
 # --------------------------------------------------------------------------- rules engine (classify)
 
-from .rules.cli import classify_cmd  # noqa: E402 - registered in this section
+from .rules.cli import classify_cmd, rules_group  # noqa: E402 - registered in this section
 
 main.add_command(classify_cmd)
+main.add_command(rules_group)
 
 
 # --------------------------------------------------------------------------- GSM modem

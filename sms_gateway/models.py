@@ -292,3 +292,29 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --------------------------------------------------------------------------- routing feedback (issue 15)
+
+
+class LabelledExample(Base):
+    """A report's text and the agency a person re-routed it to: what the rules are measured on.
+
+    One row per re-routing (append-only); the latest row of a report is its label.
+    Written by ``agencies.lifecycle.dispose`` in the disposition's transaction.
+    """
+
+    __tablename__ = "labelled_examples"
+    __table_args__ = (Index("ix_labelled_examples_report_created", "report_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    text: Mapped[str] = mapped_column(Text)  # the report's text, as the rules read it
+    agency: Mapped[str] = mapped_column(String(32), index=True)  # where the person sent it
+    previous_agency: Mapped[str | None] = mapped_column(String(32))  # where it was (None: central queue)
+    # What the gateway decided when the report arrived: prefix/rules/central, and the rules' agency.
+    decided_by: Mapped[str | None] = mapped_column(String(16))
+    rules_agency: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(24))  # disposition (API), later the workspace's actions
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -2,7 +2,9 @@
 
 Every action adds a ``ReportEvent`` (the history), keeps the deadline columns
 up to date, and, when the reporter should know, queues an SMS on the channel
-the report came in on. Nothing here commits: the caller commits, then calls
+the report came in on. A disposition also records the report's text and its
+new agency as a labelled example (``rules/examples.py``): every caller — the
+API, the workspace, the central desk — feeds the rules' evaluation. Nothing here commits: the caller commits, then calls
 ``send`` so the SMS job finds its row (commit before enqueue).
 """
 
@@ -21,6 +23,7 @@ from ..channels import reply_channel
 from ..config import Settings
 from ..models import OptOut, OutboundMessage, Report, ReportEvent, utcnow
 from ..registry import Registry
+from ..rules import examples
 from . import push, views
 from .scope import Principal, units
 from .statuses import (
@@ -162,7 +165,10 @@ def dispose(session: Session, settings: Settings, registry: Registry, principal:
             own = ", ".join(sorted(mine - {principal.code})) or "none"
             raise LifecycleError(422, f"{principal.code} can dispose only to its units ({own}); a report "
                                  "that is not yours goes back to the central queue (return_to_central)")
+    previous = report.agency
     report.agency = to
+    # A person chose the agency: the text becomes a labelled example the rules are measured on.
+    examples.record(session, report, to, previous=previous, actor=principal.actor, now=now)
     _apply(settings, report, DISPOSED, now)
     event = _event(session, report, DISPOSED, "disposition", note, principal.actor, now)
     outcome = notify_reporter(session, settings, registry, report, event, NOTIFY_TEMPLATE[DISPOSED])

@@ -439,7 +439,10 @@ def _check_collisions(rs: RuleSet, r: _Reader) -> None:
                     r.add(phrase.line, f"{rule.label}: keyword {phrase.text!r} is already in "
                           f"{other_rule.label} (line {other_phrase.line})")
                     break
-                if other_dest != dest and (other_rule.weight, other_rule.priority) == (rule.weight, rule.priority):
+                # A local rule needs a place of its city too: a report with only the keyword never
+                # reaches it, so two cities may share their units' words.
+                if other_dest != dest and (other_rule.weight, other_rule.priority) == (rule.weight, rule.priority) \
+                        and not (rule.local or other_rule.local):
                     r.add(phrase.line, f"{rule.label}: keyword {phrase.text!r} collides with {other_rule.label} "
                           f"(line {other_phrase.line}) at the same weight {rule.weight:g} and priority "
                           f"{rule.priority}: a report with only this keyword would tie; give one rule a "

@@ -70,3 +70,38 @@ def test_edited_rules_change_decisions_without_restarting_the_worker(client, set
     assert (latest.agency, latest.evidence["decided_by"]) == ("KEMENHUB", "rules")
     assert {m["keyword"] for m in latest.evidence["rules"]["matched"]} == {"sunda kelapa", "rob"}
     assert latest.evidence["registry_version"] != reports(settings)[0].evidence["registry_version"]
+
+
+def test_an_unknown_code_is_named_in_the_reply_and_the_report_keeps_its_kind(client, settings, work) -> None:
+    text_sms(client, work, "DISHUB ASPIRASI angkot di stasiun bekasi dikasih ac")
+    [report] = reports(settings)
+    assert (report.agency, report.kind) == ("PEMKOTBEKASI", "aspirasi")
+    assert report.text == "DISHUB ASPIRASI angkot di stasiun bekasi dikasih ac"  # the code stays for the agency
+    assert report.evidence["unknown_code"] == "DISHUB"
+    assert report.evidence["rules"]["unit"] == "DISHUBBEKASI"
+    reply = replies(settings)[-1]
+    assert reply.startswith("Kode DISHUB tdk terdaftar; laporan Anda diteruskan ke PEMKOTBEKASI.")
+    assert "BANTUAN" in reply and report.tracking_number in reply and "Lain kali" not in reply
+
+    text_sms(client, work, "PUPRKABUPATEN ADUAN jembatan di desa kami putus sejak banjir")
+    latest = reports(settings)[-1]
+    assert latest.agency is None
+    assert replies(settings)[-1].startswith("Kode PUPRKABUPATE tdk terdaftar; laporan Anda diterima LAPOR! pusat")
+
+
+def test_junk_gets_the_help_text_and_no_report(client, settings, work) -> None:
+    for junk in ("test", "asdfghjkl", "123456"):
+        text_sms(client, work, junk)
+    assert reports(settings) == []
+    assert all(r.startswith("Format SMS 1708:") for r in replies(settings))
+    text_sms(client, work, "Selamat pagi pak, sy mau lapor")
+    assert "Silakan tulis isi laporan" in replies(settings)[-1]
+
+
+def test_a_tracking_number_asked_about_in_a_sentence_gets_the_status(client, settings, work) -> None:
+    text_sms(client, work, "listrik padam dari pagi di kel. margahayu")
+    [report] = reports(settings)
+    number = report.tracking_number
+    text_sms(client, work, f"status laporan {number[:4]} {number[4:]} gmn ya?")
+    assert replies(settings)[-1].startswith(f"Laporan {number}: status diterima, instansi PLN")
+    assert len(reports(settings)) == 1
