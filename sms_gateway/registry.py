@@ -510,7 +510,7 @@ class RegistryHolder:
     def _file_stamp(self) -> tuple[tuple[float, int] | None, ...]:
         """(mtime, size) of the file and of the other files the registry in force was read from."""
         extra = self._registry.files if self._registry is not None else ()
-        out = []
+        out: list[tuple[float, int] | None] = []
         for path in (self.path, *extra):
             try:
                 st = Path(path).stat()

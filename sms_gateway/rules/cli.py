@@ -1,12 +1,16 @@
-"""``sms-gateway classify``: the final decision on a text, for admins editing rules."""
+"""``sms-gateway classify`` and ``sms-gateway rules eval|suggest``: the rules, for admins editing them."""
 
 from __future__ import annotations
 
 import json
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from .evaluation import LabelledText
 
 
 @click.command("classify")
@@ -56,7 +60,7 @@ def _since(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=JAKARTA).astimezone(UTC)
 
 
-def _labelled(since: datetime | None) -> list:  # type: ignore[type-arg]
+def _labelled(since: datetime | None) -> list[LabelledText]:
     from ..config import get_settings
     from ..db import session_factory
     from .examples import labelled

@@ -37,9 +37,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .gazetteer import Place
 from .matcher import Matcher
 from .normalize import exact_key, phrase_key
-from .gazetteer import Place
 from .schema import Category, Phrase, Rule, RuleSet
 
 _KEYWORD, _VETO, _REQUIRES, _PLACE = 0, 1, 2, 3

@@ -62,7 +62,8 @@ def test_edited_rules_change_decisions_without_restarting_the_worker(client, set
     text = prefixes_file.read_text()
     old = "        keywords: [kapal, penyeberangan, pelabuhan,"
     assert text.count(old) == 1
-    prefixes_file.write_text(text.replace(old, "        keywords: [sunda kelapa, rob, kapal, penyeberangan, pelabuhan,"))
+    new = "        keywords: [sunda kelapa, rob, kapal, penyeberangan, pelabuhan,"
+    prefixes_file.write_text(text.replace(old, new))
     time.sleep(1.1)  # the registry is re-checked at most once a second
 
     text_sms(client, work, message)
