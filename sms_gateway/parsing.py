@@ -320,8 +320,6 @@ def find_tracking(text: str, start: int = 0) -> str | None:
 
 def _status_in_sentence(text: str, tokens: list[_Token]) -> ParsedSMS | None:
     """``status laporan 2700 5518 gmn?``: a valid tracking number and words that ask about it."""
-    if not any(ch.isdigit() for ch in text):
-        return None
     for match in _GROUPED_TRACKING.finditer(text):
         number = re.sub(r"\D", "", match.group())
         if not tracking_numbers.is_valid(number):

@@ -80,13 +80,18 @@ class Verdict:
     junk: bool = False  # no word of the language at all, or only test words: no report, the help text
     kind: str | None = None  # the kind the text reads as (info, aspirasi), None: nothing says
     kind_scores: dict[str, float] = field(default_factory=dict)
-    kind_cues: list[str] = field(default_factory=list)  # "cara (info +2)", "? (info +1)"
+    kind_hits: list[tuple[Rule | None, str]] = field(default_factory=list)  # (cue rule, phrase); None: "?"
     places: list[str] = field(default_factory=list)  # "Jatiasih (kecamatan) -> PEMKOTBEKASI"
     corrections: list[tuple[str, str]] = field(default_factory=list)  # (typed, read as)
     scores: dict[str, float] = field(default_factory=dict)  # agency -> score, best first
     vetoed: list[str] = field(default_factory=list)  # "RULE by 'phrase'"
     needs_context: list[str] = field(default_factory=list)  # rules found without what they require
     hits: list[tuple[Rule, Phrase]] = field(default_factory=list)  # keywords that counted
+
+    @property
+    def kind_cues(self) -> list[str]:
+        """The cues of the kind found: ``cara (info +2)``, ``? (info +1)``."""
+        return [f"{text} ({rule.owner} +{rule.weight:g})" if rule else text for rule, text in self.kind_hits]
 
     @property
     def matched(self) -> list[Match]:
@@ -205,7 +210,7 @@ class Engine:
             points = rule.weight * len(phrases)
             if rule.for_kind:
                 kind_points[rule.owner] = kind_points.get(rule.owner, 0.0) + points
-                verdict.kind_cues.extend(f"{p.text} ({rule.owner} +{rule.weight:g})" for p in phrases)
+                verdict.kind_hits.extend((rule, p.text) for p in phrases)
                 continue
             rule_points[rule_id] = points
             verdict.hits.extend((rule, p) for p in phrases)
@@ -223,7 +228,7 @@ class Engine:
         verdict.junk = verdict.junk and not verdict.has_content
         if question:
             kind_points["info"] = kind_points.get("info", 0.0) + self.ruleset.question_mark
-            verdict.kind_cues.append(f"? (info +{self.ruleset.question_mark:g})")
+            verdict.kind_hits.append((None, f"? (info +{self.ruleset.question_mark:g})"))
         self._choose_kind(verdict, kind_points)
         self._choose_agency(verdict, agency_points, agency_priority, rule_points)
         if category_points:

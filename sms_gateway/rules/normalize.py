@@ -43,7 +43,9 @@ _WORDS = re.compile(r"[^\W\d_]+|\d+")
 _REDUPLICATION = re.compile(r"\b([^\W\d_]{2,})2\b")
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")
 _DOUBLES = re.compile(r"([^\W\d_])\1")
-_MIXED = re.compile(r"[^\W_]*[^\W\d_]\d+[^\W\d_][^\W_]*")  # l1str1k, s3kolah: digits inside letters
+_ALNUM = re.compile(r"[^\W_]+")
+_INNER_DIGITS = re.compile(r"[^\W\d_]\d+[^\W\d_]")  # l1str1k, s3kolah: digits inside letters
+_DIGIT = re.compile(r"\d")
 _DIGIT_LETTERS = (str.maketrans("013456789", "oieasgtbg"), str.maketrans("1", "l"))
 _VOWELS = frozenset("aeiou")
 MAX_SQUEEZED_RUNS = 4  # 2**4 candidate spellings at most per word
@@ -178,17 +180,25 @@ class Normalizer:
         self.vocabulary: frozenset[str] = frozenset()
         self.speller: Speller | None = None
         self.corrected: dict[str, str] = {}  # typed word -> the word it was read as
+        self._real: dict[str, bool] = {}
 
     def set_vocabulary(self, vocabulary: Iterable[str]) -> None:
         """Words the rules know (keywords, places): typed words close to one are corrected to it."""
         self.vocabulary = frozenset(vocabulary)
         self.speller = Speller(self.vocabulary)
         self._cache.clear()
+        self._real.clear()
         self.corrected.clear()
 
     def is_real(self, word: str) -> bool:
         """True for a word of the language: the dictionary, a known inflection, slang, the rules' words."""
-        return not word.isdigit() and self._known(word)
+        real = self._real.get(word)
+        if real is None:
+            real = not word.isdigit() and self._known(word)
+            if len(self._real) >= TOKEN_CACHE_SIZE:
+                self._real.clear()
+            self._real[word] = real
+        return real
 
     def _squeeze(self, word: str) -> str:
         """``rusaaak`` → ``rusak``, ``maaaaf`` → ``maaf``: prefer a spelling we know."""
@@ -256,8 +266,8 @@ class Normalizer:
                 ) -> tuple[list[str], list[str]]:
         """(words, stems) of ``text`` in one go; typed words read as others go to ``corrections``."""
         folded = fold(text)
-        if self.speller is not None and _MIXED.search(folded):
-            folded = _MIXED.sub(lambda m: self._unleet(m.group(), corrections), folded)
+        if self.speller is not None and _DIGIT.search(folded) and _INNER_DIGITS.search(folded):
+            folded = _ALNUM.sub(lambda m: self._unleet(m.group(), corrections), folded)
         words: list[str] = []
         stems: list[str] = []
         for word in _split_folded(folded):
@@ -270,6 +280,8 @@ class Normalizer:
 
     def _unleet(self, token: str, corrections: list[tuple[str, str]] | None) -> str:
         """``l1str1k`` → ``listrik`` when the letters make a word we know; else the token as typed."""
+        if not _INNER_DIGITS.search(token):
+            return token
         for table in _DIGIT_LETTERS:
             letters = token.translate(table)
             if letters.isalpha() and (self._known(letters) or (self.speller and self.speller.correct(letters))):
