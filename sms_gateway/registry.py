@@ -376,7 +376,7 @@ def parse_registry(path: str | Path, text: str | None = None) -> Registry:
         c.problems.extend(problems)
         if gazetteer is not None:
             gazetteers[code] = gazetteer
-            if "/" in name or name.endswith(".yaml"):
+            if not gazetteer.shipped:
                 files.append(gazetteer.path)
 
     # Rules are part of the file: a broken rule refuses the whole edit, like a broken prefix.

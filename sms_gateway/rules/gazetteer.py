@@ -52,6 +52,12 @@ class Gazetteer:
     path: str
     digest: str  # of the file's text: part of the registry version
     places: list[Place] = field(default_factory=list)
+    shipped: bool = False  # inside the package (changes only with the gateway)
+
+
+def is_shipped(spec: str) -> bool:
+    """A bare name (``bekasi``) names a shipped gazetteer; a path names an admin's file."""
+    return "/" not in spec and not spec.endswith(SHIPPED_SUFFIX)
 
 
 def resolve(spec: str, prefixes_path: str) -> tuple[str, str | None]:
@@ -60,7 +66,7 @@ def resolve(spec: str, prefixes_path: str) -> tuple[str, str | None]:
     A bare name (``bekasi``) is a shipped gazetteer; anything with a ``/`` or
     ending in ``.yaml`` is a file relative to ``prefixes.yaml``.
     """
-    if "/" not in spec and not spec.endswith(SHIPPED_SUFFIX):
+    if is_shipped(spec):
         ref = resources.files("sms_gateway.data").joinpath("gazetteer").joinpath(spec + SHIPPED_SUFFIX)
         shown = f"sms_gateway/data/gazetteer/{spec}{SHIPPED_SUFFIX}"
         try:
@@ -157,4 +163,4 @@ def load_gazetteer(agency: str, spec: str, prefixes_path: str) -> tuple[Gazettee
             add(line, f"ambiguous: {key!r} is not a kecamatan, kelurahan or place of this gazetteer")
     places = [Place(p.name, p.kind, p.line, p.kecamatan, p.name.casefold() in ambiguous) for p in places]
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Gazetteer(agency, path, digest, places), problems
+    return Gazetteer(agency, path, digest, places, is_shipped(spec)), problems
