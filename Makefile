@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # runtime + the dev extra (this venv, CI), constrained by requirements.lock so both pin the same versions.
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: install run test lint lock lock-upgrade clean
+.PHONY: install run test lint lock lock-upgrade swagger-ui clean
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,22 @@ lock: $(BIN)/uv
 # Every dependency to its newest release within the ranges of pyproject.toml.
 lock-upgrade:
 	$(MAKE) lock UPGRADE=--upgrade
+
+# The API reference page's Swagger UI (sms_gateway/agencies/apidocs.py), vendored from the npm
+# registry: `make swagger-ui SWAGGER_UI=x.y.z`. npm checks the tarball against the registry's
+# integrity hash; `npm pack` runs no install scripts. Only the browser bundle, its stylesheet,
+# package.json (the version) and the licences are kept; SHA256SUMS lets a test see hand edits.
+SWAGGER_UI ?= 5.35.0
+SWAGGER_UI_DIR := sms_gateway/agencies/static/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css package.json LICENSE NOTICE
+
+swagger-ui:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI) >/dev/null \
+		&& tar xzf swagger-ui-dist-$(SWAGGER_UI).tgz) \
+		&& rm -rf $(SWAGGER_UI_DIR) && mkdir -p $(SWAGGER_UI_DIR) \
+		&& for f in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$f $(SWAGGER_UI_DIR)/; done && rm -rf $$tmp
+	cd $(SWAGGER_UI_DIR) && sha256sum $(SWAGGER_UI_FILES) > SHA256SUMS
+	@echo "Swagger UI $(SWAGGER_UI) in $(SWAGGER_UI_DIR): set SWAGGER_UI ?= $(SWAGGER_UI) here and the version in README"
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*

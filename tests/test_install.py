@@ -7,6 +7,7 @@ migrations), paths that only exist in a checkout (``app.py``, ``prefixes.yaml``)
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,17 @@ def test_wheel_without_extras_migrates_serves_and_stores_a_signed_webhook(
             time.sleep(0.2)
         assert health.json()["database"] == "ok"
         run([exe, "healthcheck", "web"], cwd=work, env=env)
+
+        # The API reference and its vendored Swagger UI travel in the wheel.
+        docs = requests.get(url + "/api/v1/docs", timeout=15)
+        assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")
+        [bundle] = re.findall(r'src="(/api/v1/docs/assets/swagger-ui/swagger-ui-bundle\.js\?v=\w+)"', docs.text)
+        asset = requests.get(url + bundle, timeout=15)
+        assert asset.status_code == 200
+        assert asset.headers["Content-Type"].startswith("text/javascript")
+        assert "immutable" in asset.headers["Cache-Control"]
+        vendored = PROJECT_ROOT / "sms_gateway" / "agencies" / "static" / "swagger-ui" / "swagger-ui-bundle.js"
+        assert asset.content == vendored.read_bytes()
 
         params = {"MessageSid": "SM" + "7" * 32, "AccountSid": "ACwheel", "From": "+6281234567890",
                   "To": "1708", "Body": "KEMENHUB ADUAN bus masih angkut pemudik", "NumSegments": "1"}

@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, open311
+from . import api, apidocs, open311
 
 JSON_PREFIXES = (api.blueprint.url_prefix or "/api/v1", open311.blueprint.url_prefix or "/open311/v2")
 
 
 def init_app(app: Flask) -> None:
-    """Register ``/api/v1`` and ``/open311/v2``."""
+    """Register ``/api/v1`` (with its reference page ``/api/v1/docs``) and ``/open311/v2``."""
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(apidocs.blueprint)
     app.register_blueprint(open311.blueprint)
 
     # Unknown paths and wrong methods never reach a blueprint's handlers: answer
