@@ -13,7 +13,9 @@
 FROM python:3.11-slim-bookworm AS wheel
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+# The build backend from its lock (hashes checked) instead of whatever an isolated build fetches.
+RUN pip install --no-cache-dir --require-hashes -r requirements-build.lock \
+    && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist .
 
 FROM python:3.11-slim-bookworm
 

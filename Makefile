@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # requirements.lock: the runtime dependencies (Dockerfile, deployers); requirements-dev.lock:
-# runtime + the dev extra (this venv, CI), constrained by requirements.lock so both pin the same versions.
+# runtime + the dev extra (this venv, CI), constrained by requirements.lock so both pin the same versions;
+# requirements-build.lock: the build backend of pyproject.toml's [build-system] and what it needs,
+# constrained by the dev lock, so that building the package checks hashes too (--no-build-isolation).
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
 .PHONY: install run test lint lock lock-upgrade swagger-ui clean
 
-$(BIN)/.installed: pyproject.toml requirements-dev.lock
+$(BIN)/.installed: pyproject.toml requirements-dev.lock requirements-build.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements-build.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@$(BIN)/pip check || { echo "pyproject.toml needs what the lock lacks: run 'make lock'" >&2; exit 1; }
 	touch $@
 
@@ -38,6 +41,9 @@ lock: $(BIN)/uv
 	$(BIN)/uv pip compile --quiet pyproject.toml $(LOCK_FLAGS) $(UPGRADE) -o requirements.lock
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev $(LOCK_FLAGS) $(UPGRADE) -c requirements.lock \
 		-o requirements-dev.lock
+	@# editables: what hatchling asks for to build the editable install of `make install`.
+	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| (cat; echo editables) | $(BIN)/uv pip compile --quiet - $(LOCK_FLAGS) $(UPGRADE) -c requirements-dev.lock -o requirements-build.lock
 
 # Every dependency to its newest release within the ranges of pyproject.toml.
 lock-upgrade:

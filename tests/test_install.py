@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import time
 import venv
 from pathlib import Path
@@ -40,14 +39,20 @@ def test_the_dockerfile_installs_the_same_way() -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "pip install --require-hashes -r requirements.lock" in dockerfile
     assert "pip install --no-deps /tmp/dist/*.whl" in dockerfile
+    assert "pip install --no-cache-dir --require-hashes -r requirements-build.lock" in dockerfile
+    assert "pip wheel --no-cache-dir --no-deps --no-build-isolation" in dockerfile
     assert "HEALTHCHECK" in dockerfile
 
 
 def test_wheel_without_extras_migrates_serves_and_stores_a_signed_webhook(
         tmp_path: Path, scratch_postgres: str, redis_conn) -> None:
-    dist, env_dir, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "srv"
+    dist, build_dir, env_dir, work = tmp_path / "dist", tmp_path / "build", tmp_path / "venv", tmp_path / "srv"
     work.mkdir()
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", dist, PROJECT_ROOT])
+    # Built as the Dockerfile builds it: the backend from its hashed lock, no build isolation.
+    venv.create(build_dir, with_pip=True)
+    build_pip = [build_dir / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+    run([*build_pip, "install", "--quiet", "--require-hashes", "-r", PROJECT_ROOT / "requirements-build.lock"])
+    run([*build_pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", dist, PROJECT_ROOT])
     [wheel] = dist.glob("sms_gateway-*.whl")
     venv.create(env_dir, with_pip=True)
     pip = [env_dir / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
@@ -144,3 +149,22 @@ def test_the_locks_pin_every_dependency_of_pyproject_within_its_range() -> None:
             assert requirement.specifier.contains(pinned, prereleases=True), \
                 f"{requirement.name}=={pinned} is outside {requirement.specifier}: run make lock"
     assert {name: dev[name] for name in runtime} == runtime, "the dev lock pins other versions than the runtime lock"
+
+
+def test_the_build_backend_is_pinned_exactly_and_locked_with_hashes() -> None:
+    """The wheel is built by the backend pyproject.toml names, at the version its lock checks."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    requires = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    build, dev = _pins(PROJECT_ROOT / "requirements-build.lock"), _pins(PROJECT_ROOT / "requirements-dev.lock")
+    for requirement in map(Requirement, requires):
+        [spec] = requirement.specifier
+        assert spec.operator == "==", f"{requirement}: pin the build backend exactly"
+        assert build.get(canonicalize_name(requirement.name)) == spec.version, \
+            f"{requirement} is not what requirements-build.lock pins: run make lock"
+    assert {name: build[name] for name in build.keys() & dev.keys()} == \
+        {name: dev[name] for name in build.keys() & dev.keys()}, "the build lock pins other versions than the dev lock"
+    assert (PROJECT_ROOT / "requirements-build.lock").read_text().count("--hash=sha256:") >= len(build)
