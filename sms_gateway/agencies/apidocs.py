@@ -1,10 +1,11 @@
 """The API reference page at ``/api/v1/docs``: Swagger UI rendering ``/api/v1/openapi.json``.
 
-Swagger UI is vendored in ``static/swagger-ui/`` (version, origin and checksums
-there; README "API reference" says how to update it), so the page needs no
-other host. Its Content-Security-Policy allows this origin only: a bundle that
-tried to reach a CDN, a font service or Swagger's online validator would be
-refused by the browser, not merely not asked to.
+Swagger UI is vendored in ``static/swagger-ui/`` (its package.json says the
+version, SHA256SUMS the files; ``make swagger-ui`` fetches it from the npm
+registry, README "API reference page"), so the page needs no other host.
+Its Content-Security-Policy allows this origin only: a bundle that tried to
+reach a CDN, a font service or Swagger's online validator would be refused by
+the browser, not merely not asked to.
 
 Assets are addressed with a fingerprint of their content (``?v=…``) and cached
 for a year as immutable; the page itself is revalidated on every visit, so a
