@@ -7,7 +7,9 @@ through the API with an admin token (a report in the central queue is disposed
 to an agency; every report is followed up with a note, answered by SMS and
 closed), one reporter in two asking ``CEK <nomor>``, every SMS sent through the
 Twilio SDK to a local fake Twilio API, and a signed ``sent`` and ``delivered``
-callback for each. The texts are the labelled complaints of tests/rules/cases.tsv.
+callback for each. The texts are the labelled complaints, suggestions and
+questions the gateway ships (sms_gateway/data/cases: the team's cases and the
+rules' evaluation sets).
 
 The sample's rows are then copied, with fresh keys (ids, SIDs, tracking
 numbers, phone numbers, idempotency keys, times), until there are --reports
@@ -31,7 +33,6 @@ temporary folder, removed at the end.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import platform
@@ -61,12 +62,12 @@ from sms_gateway.cli import upgrade_database  # noqa: E402
 from sms_gateway.config import Settings, set_settings  # noqa: E402
 from sms_gateway.db import Base, get_engine, session_factory  # noqa: E402
 from sms_gateway.models import OutboundMessage, Report  # noqa: E402
+from sms_gateway.rules.evaluation import SHIPPED_SETS, shipped_cases  # noqa: E402
 from sms_gateway.web import create_app  # noqa: E402
 from tests.support import FakeTwilioAPI, twilio_signature  # noqa: E402
 
 TOKEN = "bench-dbsize-token"
 PUBLIC_BASE = "https://gateway.example.id"
-CASES = ROOT / "tests" / "rules" / "cases.tsv"
 AGENCIES = ["KEMENHUB", "PEMKOTBEKASI", "POLRI", "KEMENKES", "PLN", "KEMENSOS", "BPJSKES"]
 # Mobile prefixes of the Indonesian operators (Telkomsel, Indosat, XL, Tri, Smartfren).
 PREFIXES = ["811", "812", "813", "821", "822", "852", "853", "857", "858", "877", "878", "895", "896", "881"]
@@ -87,16 +88,14 @@ ANSWERS = [
 ]
 CLOSINGS = ["Penanganan selesai.", "Selesai ditindaklanjuti, tidak ada laporan lanjutan dari pelapor.",
             "Ditutup setelah verifikasi lapangan."]
-LIVE_TABLES = ("inbound_messages", "reports", "report_events", "outbound_messages", "webhook_deliveries",
-               "citizen_responses", "escalations", "opt_outs")
+# What traffic writes: every table but the bench's own API token (and Alembic's).
+LIVE_TABLES = tuple(t.name for t in Base.metadata.sorted_tables if t.name != "api_tokens")
 
 
 def report_texts() -> list[str]:
-    """The labelled complaints, aspirations and questions of tests/rules/cases.tsv."""
-    rows = csv.reader((line for line in CASES.read_text(encoding="utf-8").splitlines()
-                       if line and not line.startswith("#")), delimiter="\t")
-    next(rows)  # header
-    return [row[0] for row in rows if row[2] in ("aduan", "aspirasi", "info")]
+    """The labelled complaints, suggestions and questions the gateway ships."""
+    return [case.text for name in SHIPPED_SETS for case in shipped_cases(name)
+            if case.kind in ("aduan", "aspirasi", "info")]
 
 
 def phone_number(rng: random.Random) -> str:

@@ -92,7 +92,8 @@ def test_an_asset_asked_for_by_an_old_fingerprint_is_served_but_not_kept(docs_ap
 
 def test_unknown_assets_and_paths_outside_the_folder_are_404(docs_app: Any) -> None:
     client = docs_app.test_client()
-    for path in ("swagger-ui/nope.js", "../api.py", "..%2fapi.py", "/etc/passwd", "swagger-ui"):
+    for path in ("swagger-ui/nope.js", "../api.py", "..%2fapi.py", "/etc/passwd", "swagger-ui", "api-docs.js/",
+                 "a%00b", "x" * 300):
         answer = client.get(f"/api/v1/docs/assets/{path}", follow_redirects=True)  # "//etc": one slash
         assert answer.status_code == 404, path
         assert answer.json["status"] == 404  # the API's JSON error, like any /api/v1 path
