@@ -10,7 +10,7 @@ comes from how the text reads: a command, a prefixed report, a typo'd prefix,
 or unprefixed (no prefix, an unknown one or the generic LAPOR). A row counts
 as right when agency (and unit), kind and category (when given) match; agency
 and kind are also counted apart. Lines starting with ``#`` and holding no tab
-are comments. Default files: ../shared/reference/sample_sms.tsv and the sets
+are comments. Default files: tests/data/sample_sms.tsv and the sets
 shipped in sms_gateway/data/cases/ (the team's cases, the issue-15 evaluation
 set's development and test halves). Exit status 1 when anything is missed.
 The code is sms_gateway/rules/evaluation.py (also behind `sms-gateway rules eval`).
@@ -29,7 +29,7 @@ from sms_gateway.registry import parse_registry  # noqa: E402
 from sms_gateway.rules.evaluation import SHIPPED_SETS, evaluate, read_cases, render  # noqa: E402
 
 CASES_DIR = ROOT / "sms_gateway" / "data" / "cases"
-DEFAULT_FILES = [ROOT.parent / "shared" / "reference" / "sample_sms.tsv", *(CASES_DIR / n for n in SHIPPED_SETS)]
+DEFAULT_FILES = [ROOT / "tests" / "data" / "sample_sms.tsv", *(CASES_DIR / n for n in SHIPPED_SETS)]
 GROUPS = ("prefixed", "typo'd prefix", "unprefixed", "commands")
 
 

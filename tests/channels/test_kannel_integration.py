@@ -128,8 +128,8 @@ def test_report_ack_status_and_delivery_report(fakesmsc: FakeSMSC, stack: Kannel
     assert outbound, f"ack never marked delivered\n{_diagnostics(fakesmsc, stack)}"
     assert outbound.channel == "kannel"
     # smsbox fetches the two dlr-urls concurrently: 8 may land after 1, and
-    # must not move the message back.
-    assert outbound.provider_status in ("1 delivered", "8 smsc-accepted")
+    # must change nothing, not even the provider's words (record_delivery_status).
+    assert outbound.provider_status == "1 delivered"
     assert outbound.delivered_at is not None
 
     fakesmsc.inject(f"{SUBSCRIBER} 1708 text CEK {report.tracking_number}")

@@ -18,7 +18,7 @@ from sms_gateway.registry import Registry, parse_registry
 from sms_gateway.rules.classify import classify
 from sms_gateway.rules.evaluation import evaluate, read_cases
 
-SAMPLE = PROJECT_ROOT.parent / "shared" / "reference" / "sample_sms.tsv"
+SAMPLE = PROJECT_ROOT / "tests" / "data" / "sample_sms.tsv"  # copy of shared/reference (tests/data/README.md)
 CASES = PROJECT_ROOT / "sms_gateway" / "data" / "cases" / "cases.tsv"
 AT = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # a Tuesday morning in Jakarta
 

@@ -88,14 +88,26 @@ def gateway_service(gateway_url: str, token: str, text_escape: str = "%b") -> st
 
 
 def stop_pid(pid: int, proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
-             timeout: float = 10) -> None:
-    """Stop one process we started, by its pid; kill it if it does not exit in time."""
+             timeout: float = 10, again_after: float | None = None) -> None:
+    """Stop one process we started, by its pid; kill it if it does not exit in time.
+
+    ``again_after``: send ``sig`` a second time after that many seconds (see ``KannelStack.stop``).
+    """
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
     if proc is None:
         return
+    if again_after is not None:
+        try:
+            proc.wait(timeout=again_after)
+            return
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -207,7 +219,11 @@ class KannelStack:
             proc = self.procs.pop(name, None)
             pid = self.pid(name)
             if proc is not None and pid is not None and proc.poll() is None:
-                stop_pid(pid, proc)
+                # bearerbox's first SIGTERM starts a graceful shutdown that, most
+                # times, sits about 10 s in its flow threads before exiting; a
+                # second SIGTERM during the shutdown makes it finish at once (exit 0).
+                # Measured: 14 Kannel tests took 72-100 s of teardown, now about 1 s each.
+                stop_pid(pid, proc, again_after=0.5)
 
     def log(self, name: str = "smsbox") -> str:
         """The log-file of ``name`` (bearerbox or smsbox), for failure messages."""
