@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -59,23 +57,17 @@ def run_worker(queues: list[str] | None = None, burst: bool = False, fork: bool 
     Jobs run in the worker process itself (RQ's SimpleWorker) unless ``fork``:
     our jobs take milliseconds, and forking a work horse per job would cost more
     than the job and throw away the parsed registry each time. A worker that
-    dies mid-job is covered by RQ's abandoned-job handling and our sweeper.
+    dies mid-job is covered by RQ's abandoned-job handling and our sweeper; a
+    Redis outage is waited out (``processes.run_worker``).
     """
-    from rq import SimpleWorker, Worker
-
+    from . import processes
     from . import queue as q
     from .jobs import registry_for
 
     settings = get_settings()
     preflight(settings, "worker")
     registry_for(settings)
-    names = list(queues) if queues else list(q.QUEUES)
-    worker_class = Worker if fork else SimpleWorker
-    worker = worker_class([q.get_queue(settings, n) for n in names], connection=q.get_redis(settings))
-    # logging_level=None: RQ keeps the levels LOG_LEVEL gave its loggers instead of resetting them.
-    log.info("worker %s on %s", worker.name, ", ".join(names))
-    ok = worker.work(with_scheduler=True, burst=burst, logging_level=None)
-    return 0 if ok or not burst else 1
+    return processes.run_worker(settings, list(queues) if queues else list(q.QUEUES), burst, fork)
 
 
 @main.command()
@@ -90,17 +82,11 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the periodic jobs (sweeper of lost jobs, escalations) with RQ's cron scheduler."""
-    from rq.cron import CronScheduler
-
-    from . import jobs
-    from . import queue as q
+    from .processes import run_scheduler
 
     settings = get_settings()
     preflight(settings, "scheduler")
-    cron = CronScheduler(connection=q.get_redis(settings), logging_level=logging.getLogger("rq.cron").level)
-    for func, interval in jobs.periodic_jobs(settings):
-        cron.register(func, queue_name=q.DEFAULT, interval=interval)
-    cron.start()
+    run_scheduler(settings)
 
 
 @main.command()
@@ -267,8 +253,9 @@ def _private_redis() -> Any:
 @main.command()
 def run() -> None:
     """Run everything on one machine: private Redis if REDIS_URL is unset, migrations,
-    web on WEB_BIND, one worker and the scheduler. Ctrl-C stops it all."""
+    web on WEB_BIND, one worker and the scheduler; a role that dies is restarted. Ctrl-C stops it all."""
     from . import queue as q
+    from .supervisor import Child, Supervisor
 
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -292,38 +279,26 @@ def run() -> None:
     preflight(settings, "run")
     upgrade_database(settings)
     exe = [sys.executable, "-m", "sms_gateway"]
-    # Own process groups: Ctrl-C reaches only this process, which stops the children with
-    # SIGTERM (gunicorn's gevent workers answer a terminal's SIGINT with a SystemExit traceback).
-    children = [subprocess.Popen([*exe, role], env=env, process_group=0) for role in ("web", "worker", "scheduler")]
+    # Own process groups (the supervisor's children): Ctrl-C reaches only this process, which
+    # stops the children with SIGTERM (gunicorn's gevent workers answer a terminal's SIGINT
+    # with a SystemExit traceback).
+    supervisor = Supervisor([Child(role, [*exe, *argv]) for role, argv in RUN_ROLES], env)
     click.echo(f"gateway on http://{settings.WEB_BIND} — try: sms-gateway simulate --from 081234567890 "
                "\"KEMENHUB ADUAN bus masih angkut pemudik\"")
-
-    stopping = False
-
-    def stop(_signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     try:
-        while not stopping and all(p.poll() is None for p in children):
-            time.sleep(0.5)
+        supervisor.run()
     finally:
-        for p in children:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in children:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
         if local_redis is not None:
             q.LOCAL_REDIS_URL_FILE.unlink(missing_ok=True)
             local_redis.shutdown()
-    failed = [p.args for p in children if p.returncode not in (0, -signal.SIGTERM, None)]
-    if failed and not stopping:
-        sys.exit(1)
+
+
+# The roles `sms-gateway run` supervises: (name, arguments of `sms-gateway`).
+RUN_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("web", ("web",)),
+    ("worker", ("worker",)),
+    ("scheduler", ("scheduler",)),
+)
 
 
 # --------------------------------------------------------------------------- simulate

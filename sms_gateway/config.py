@@ -87,6 +87,15 @@ SETTINGS: tuple[Setting, ...] = (
             "whose job was lost (crash between commit and enqueue).", int),
     Setting("SWEEP_GRACE", "120", "Age in seconds after which an unprocessed message or "
             "unsent reply counts as lost by the sweeper.", int),
+    Setting("RECONNECT_MAX_DELAY", "10", "Longest wait in seconds between attempts to reach Redis or the "
+            "database again during an outage (worker, scheduler, spool replayer; the wait doubles from 0.5 s). "
+            "One log line when an outage starts, one when it ends.", float),
+    Setting("SPOOL_DIR", str(VAR_DIR / "spool"), "Folder of the local spool: inbound SMS received while "
+            "the database is unreachable, appended and fsynced before the provider gets its 200. Must survive "
+            "restarts (a volume in Docker); one per web host."),
+    Setting("SPOOL_REPLAY_INTERVAL", "5", "Seconds between checks of the local spool (var/spool/), where "
+            "webhooks keep inbound SMS while the database is unreachable; the web process stores them when it "
+            "is back.", float),
     Setting("MODEM_POLL_INTERVAL", "5", "Seconds between reads of the GSM modem's inboxes (`sms-gateway modem`).",
             float),
     Setting("MODEM_MULTIPART_TIMEOUT", "600", "Seconds to wait for the missing parts of a multipart SMS on the "
@@ -288,6 +297,8 @@ def markdown_table() -> str:
             default = "prefixes.yaml"
         elif s.name == "HOLIDAYS_OVERRIDE_FILE":
             default = "holidays_override.yaml"
+        elif s.name == "SPOOL_DIR":
+            default = "var/spool"
         lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
     return "\n".join(lines)
 

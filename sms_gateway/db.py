@@ -50,7 +50,10 @@ def _create(url: str) -> Engine:
     # No pre-ping: it costs a round trip per transaction. A connection dropped by
     # a database restart fails one transaction (the provider or RQ retries it)
     # and SQLAlchemy then replaces the whole pool.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    # connect_timeout: a database host that does not answer fails a connection
+    # in seconds (webhooks then spool), instead of hanging on the OS's TCP timeout.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800,
+                         connect_args={"connect_timeout": 5})
 
 
 @lru_cache(maxsize=8)

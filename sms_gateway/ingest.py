@@ -20,6 +20,7 @@ stored again message by message, so one bad message cannot fail the others.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,11 +37,16 @@ from .channels.base import IncomingSMS
 from .config import Settings
 from .db import get_engine
 from .models import InboundMessage, InboundState, utcnow
+from .outage import DATABASE_DOWN, Outage
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 WAIT_SECONDS = 60.0  # a request never waits forever for the writer
+# A webhook spools instead after this long: Twilio gives up on a webhook after 15 s.
+SPOOL_AFTER = 10.0
+_SPOOLING = Outage("database (ingest)", log)  # spooling is logged once per outage
+_SPOOL_ON: tuple[type[BaseException], ...] = (*DATABASE_DOWN, TimeoutError)
 
 Key = tuple[str, str]  # (channel, external_id): what makes a message the same message
 
@@ -57,6 +63,26 @@ class Accepted:
 def accept(settings: Settings, sms: IncomingSMS) -> Accepted:
     """Store ``sms`` exactly once and enqueue its processing. Raises if it could not be stored."""
     return _committer(settings).submit(sms)
+
+
+def accept_or_spool(settings: Settings, sms: IncomingSMS) -> Accepted | None:
+    """``accept``, or, when the database is unreachable or too slow for the provider's
+    timeout, append ``sms`` to the local spool (``spool``); None when spooled.
+
+    For webhooks, whose provider may never retry a 5xx. Safe if the slow commit
+    lands after all: the replay meets the stored row and stores nothing twice.
+    """
+    from . import spool
+
+    try:
+        return _committer(settings).submit(sms, timeout=SPOOL_AFTER)
+    except _SPOOL_ON as exc:
+        spool.append(settings, sms)
+        spool.ensure_replayer(settings)
+        if not _SPOOLING.active:
+            _SPOOLING.down(exc)
+            log.error("inbound SMS go to the local spool %s until the database is back", settings.SPOOL_DIR)
+        return None
 
 
 @dataclass
@@ -77,7 +103,7 @@ class _GroupCommitter:
         self._batches: list[_Batch] = []  # filled by requests, not yet taken by the writer
         threading.Thread(target=self._run, name="ingest-writer", daemon=True).start()
 
-    def submit(self, sms: IncomingSMS) -> Accepted:
+    def submit(self, sms: IncomingSMS, timeout: float = WAIT_SECONDS) -> Accepted:
         """Add ``sms`` to the next batch and wait until that batch is committed."""
         with self._cond:
             if not self._batches or len(self._batches[-1].messages) >= MAX_BATCH:
@@ -86,11 +112,12 @@ class _GroupCommitter:
             index = len(batch.messages)
             batch.messages.append(sms)
             self._cond.notify()
-        if not batch.done.wait(WAIT_SECONDS):
+        if not batch.done.wait(timeout):
             raise TimeoutError("the message store did not answer in time")
         result = batch.results[index]
         if isinstance(result, BaseException):
             raise result
+        _SPOOLING.up()
         return result
 
     def _run(self) -> None:
@@ -124,18 +151,44 @@ def _committer(settings: Settings) -> _GroupCommitter:
     return committer
 
 
+# Column sizes of inbound_messages (models.InboundMessage).
+FIELD_LIMITS = {"sender": 32, "recipient": 32}
+EXTERNAL_ID_LIMIT = 128
+
+
 def _row(settings: Settings, sms: IncomingSMS, now: datetime) -> dict[str, Any]:
+    """The row of ``sms``, storable whatever the provider sent.
+
+    A citizen's message is never refused for its envelope: a field too long
+    for its column is cut, an over-long provider id is replaced by its SHA-256
+    (still the same key for the provider's retries), and ``meta["truncated"]``
+    names each such field with its original length, for an operator.
+    """
+    truncated: dict[str, int] = {}
+    values = {"sender": phone.normalize(_storable(sms.sender), settings.DEFAULT_REGION),
+              "recipient": _storable(sms.recipient)}
+    for name, limit in FIELD_LIMITS.items():
+        if len(values[name]) > limit:
+            truncated[name] = len(values[name])
+            values[name] = values[name][:limit]
+    external_id = _storable(sms.external_id)
+    if len(external_id) > EXTERNAL_ID_LIMIT:
+        truncated["external_id"] = len(external_id)
+        external_id = "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    meta = _storable_json(sms.meta or {})
+    if truncated:
+        meta["truncated"] = truncated
     return {
         "channel": sms.channel,
-        "external_id": sms.external_id,
-        "sender": phone.normalize(sms.sender, settings.DEFAULT_REGION),
-        "recipient": sms.recipient,
+        "external_id": external_id,
+        "sender": values["sender"],
+        "recipient": values["recipient"],
         "text": _storable(sms.text),
         "received_at": now,
         "provider_time": sms.provider_time,
         "incomplete": sms.incomplete,
         "state": InboundState.RECEIVED.value,
-        "meta": sms.meta or {},
+        "meta": meta,
     }
 
 
@@ -150,11 +203,33 @@ def _storable(text: str) -> str:
     return text
 
 
+def _storable_json(value: Any) -> Any:
+    """``value`` (meta) with every string storable, keys included."""
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_json(v) for v in value]
+    return value
+
+
+def store_batch(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted | BaseException]:
+    """Store ``messages`` in one transaction and enqueue the new ones; one result per message.
+
+    The group committer's writer and the spool's replayer call this. When the
+    database is unreachable every result is that error.
+    """
+    return _store_and_enqueue(settings, messages)
+
+
 def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted | BaseException]:
     now = utcnow()
     rows = [_row(settings, sms, now) for sms in messages]
     try:
         created, existing = _store(settings.DATABASE_URL, rows)
+    except DATABASE_DOWN as exc:
+        return [exc] * len(rows)  # one by one would fail the same way, once per message
     except Exception:
         if len(rows) == 1:
             raise
@@ -181,7 +256,7 @@ def _results(messages: list[IncomingSMS], rows: list[dict[str, Any]], created: d
     first_seen: set[Key] = set()
     verbose = log.isEnabledFor(logging.INFO)
     for sms, row in zip(messages, rows, strict=True):
-        key = (sms.channel, sms.external_id)
+        key = (row["channel"], row["external_id"])  # as stored (an over-long id is hashed)
         if key in created and key not in first_seen:
             first_seen.add(key)
             if verbose:
@@ -190,7 +265,7 @@ def _results(messages: list[IncomingSMS], rows: list[dict[str, Any]], created: d
         else:
             inbound_id = created.get(key) or existing[key]
             log.info("duplicate %s message %s from %s ignored (stored as #%s)",
-                     sms.channel, sms.external_id, phone.mask(row["sender"]), inbound_id)
+                     sms.channel, row["external_id"], phone.mask(row["sender"]), inbound_id)
             results.append(Accepted(inbound_id, created=False, enqueued=False))
     return results
 

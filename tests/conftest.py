@@ -143,9 +143,11 @@ def prefixes_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(db_url: str, redis_conn: Redis, fake_twilio: FakeTwilioAPI, prefixes_file: Path) -> dict[str, str]:
+def env(db_url: str, redis_conn: Redis, fake_twilio: FakeTwilioAPI, prefixes_file: Path,
+        tmp_path: Path) -> dict[str, str]:
     """Environment of a gateway wired to the real test database, Redis and fake Twilio."""
     return {
+        "SPOOL_DIR": str(tmp_path / "spool"),
         "DATABASE_URL": db_url,
         "REDIS_URL": REDIS_URL,
         "PREFIXES_FILE": str(prefixes_file),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -80,13 +82,33 @@ def test_text_a_database_cannot_hold_is_kept_with_a_replacement_character(settin
 def test_a_message_the_database_refuses_fails_alone_not_its_batch(settings, redis_conn) -> None:
     if not settings.DATABASE_URL.startswith("postgresql"):
         pytest.skip("SQLite does not enforce column lengths")
-    refused = IncomingSMS(channel="kannel", external_id="k-long", sender="X" * 40, text="PLN ADUAN mati")
+    # Provider fields are made to fit (see the test below); a channel name too long for its
+    # column is a programming error the database still refuses.
+    refused = IncomingSMS(channel="k" * 40, external_id="k-long", sender="081234567890", text="PLN ADUAN mati")
     results = ingest._store_and_enqueue(settings, [sms(1), refused, sms(2)])
     assert isinstance(results[1], Exception)  # only that request answers 500; the provider retries it
     assert [r.created for r in (results[0], results[2])] == [True, True]  # type: ignore[union-attr]
     with session_factory(settings.DATABASE_URL)() as s:
         assert sorted(s.scalars(select(InboundMessage.external_id))) == ["SM0001", "SM0002"]
     assert sorted(queued_ids(redis_conn)) == sorted(r.inbound_id for r in (results[0], results[2]))  # type: ignore[union-attr]
+
+
+def test_oversized_and_nul_fields_are_stored_cut_and_flagged_not_refused(settings, redis_conn) -> None:
+    long_sid = "SM" + "7" * 300
+    message = IncomingSMS(channel="twilio", external_id=long_sid, sender="+62812" + "9" * 40,
+                          recipient="17\x0008" + "8" * 40, text="PLN ADUAN listrik mati",
+                          meta={"account_sid": "AC\x00x", "n\x00": ["a\x00"]})
+    first = ingest.accept(settings, message)
+    again = ingest.accept(settings, message)  # the provider's retry: the same (hashed) key
+    assert first.created and not again.created and again.inbound_id == first.inbound_id
+    with session_factory(settings.DATABASE_URL)() as s:
+        row = s.get(InboundMessage, first.inbound_id)
+        assert row.sender == ("+62812" + "9" * 40)[:32]
+        assert row.recipient == ("17\ufffd08" + "8" * 40)[:32]
+        assert row.external_id == "sha256:" + hashlib.sha256(long_sid.encode()).hexdigest()
+        assert row.meta["truncated"] == {"sender": 46, "recipient": 45, "external_id": 302}
+        assert row.meta["account_sid"] == "AC\ufffdx" and row.meta["n\ufffd"] == ["a\ufffd"]
+        assert row.text == "PLN ADUAN listrik mati"
 
 
 def test_a_batch_is_one_job_and_a_lone_message_its_own(settings, redis_conn) -> None:

@@ -413,9 +413,9 @@ def inbound() -> Response:
     except BadRequest as exc:
         log.warning("Kannel SMS rejected: %s", exc)
         return _text(400, str(exc))
-    # Raises when the database is down: the 500 makes smsbox retry
-    # (http-request-retry), and the message is not acknowledged as stored.
-    ingest.accept(settings, sms)
+    # Database down: the message is spooled to disk (fsynced) and acknowledged;
+    # the web process stores it when the database is back.
+    ingest.accept_or_spool(settings, sms)
     return _ok()
 
 

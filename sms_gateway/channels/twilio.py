@@ -147,7 +147,7 @@ def inbound() -> Response:
     if missing:
         return _text(400, f"missing {', '.join(missing)}")
     assert sid is not None
-    ingest.accept(settings, IncomingSMS(
+    ingest.accept_or_spool(settings, IncomingSMS(
         channel=NAME,
         external_id=sid,
         sender=form["From"],

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from .. import queue
+from .. import queue, spool
 from ..agencies.web import init_app as init_agencies
 from ..channels import CHANNEL_MODULES, load_all
 from ..config import ConfigError, Settings, get_settings, set_settings
@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         if blueprint is not None:
             app.register_blueprint(blueprint)
     init_agencies(app)  # /api/v1 and /open311/v2
+    if spool.depth(settings):  # messages spooled before a restart: store them when the database answers
+        spool.ensure_replayer(settings)
 
     @app.get("/livez")
     def livez() -> Response:

@@ -1,0 +1,281 @@
+"""The long-running roles of the gateway (worker, scheduler), made to outlive their dependencies.
+
+RQ's worker quits when Redis goes away at the wrong moment (its suspension
+check, a heartbeat, the end of a job), RQ's cron scheduler dies in its own
+shutdown, and the retry scheduler a worker forks lingers as an orphan holding
+its lock when the worker is killed. Here each role waits for Redis with a
+backoff and carries on, logging one line when an outage starts and one when it
+ends (``outage.Outage``); the worker's retry scheduler dies with its worker
+and rides out outages itself, and a restarted worker takes over the lock a
+killed one left behind at once instead of a minute later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from redis import Redis
+from rq import SimpleWorker, Worker
+from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+from rq.scripts import release_lock
+
+from . import queue as q
+from .config import Settings
+from .outage import REDIS_DOWN, Outage
+
+log = logging.getLogger(__name__)
+
+# RQ cleans its registries (abandoned jobs of killed workers) and restarts a dead
+# retry scheduler at this interval; its default, 10 minutes, is too long a wait.
+MAINTENANCE_INTERVAL = 60
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send us SIGTERM when the process that forked us dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RetryScheduler(RQScheduler):
+    """RQ's scheduler of retries and delayed jobs, as a worker forks it: dies with its worker,
+    rides out Redis outages (RQ's exits at the first error and is restarted only by maintenance)."""
+
+    max_delay = 10.0
+
+    def work(self) -> None:
+        """The scheduling loop of the forked process."""
+        _die_with_parent()
+        self._install_signal_handlers()
+        outage = Outage("Redis (retry scheduler)", self.log, self.max_delay)
+        born = False
+        while True:
+            try:
+                if not born:
+                    self.register_birth()
+                    born = True
+                if self._stop_requested:
+                    self.stop()
+                    return
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()  # re-acquires a lock that vanished with a restarted Redis
+                self.enqueue_scheduled_jobs()
+                outage.up()
+                delay = float(self.interval)
+            except REDIS_DOWN as exc:
+                if self._stop_requested:
+                    return  # stopping during an outage: the lock expires by itself
+                delay = outage.down(exc)
+            time.sleep(delay)
+
+
+class _GatewayWorkerMixin:
+    """What our workers change in RQ's: the retry scheduler they fork, and stale locks."""
+
+    connection: Redis
+    queues: list[Any]
+    scheduler: RQScheduler | None
+    log: logging.Logger
+    max_reconnect_delay: float = 10.0
+    stop_asked = False  # RQ raises StopRequested when idle without recording why its loop ended
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """SIGTERM/SIGINT: remember it, then RQ's warm shutdown."""
+        self.stop_asked = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+    def release_stale_scheduler_locks(self) -> list[str]:
+        """Free the retry-scheduler locks held by a dead process of this host (a killed worker).
+
+        Otherwise a restarted worker waits for the lock to expire (a minute) and
+        the retries due meanwhile wait with it. Only a scheduler of this host whose
+        pid is gone is considered dead; the release is atomic on the owner's name.
+        """
+        released = []
+        host = socket.gethostname()
+        for name in (queue.name for queue in self.queues):
+            key = RQScheduler.get_locking_key(name)
+            raw = self.connection.get(key)
+            if not raw:
+                continue
+            owner = raw.decode() if isinstance(raw, bytes) else str(raw)
+            info = {_text(k): _text(v) for k, v in self.connection.hgetall(SCHEDULER_KEY_TEMPLATE % owner).items()}
+            pid = int(info.get("pid") or 0)
+            if info.get("hostname") == host and pid and not _pid_alive(pid):
+                if release_lock(self.connection, key, owner):
+                    released.append(name)
+        if released:
+            self.log.warning("released the retry-scheduler locks of a dead worker for %s", ", ".join(released))
+        return released
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = "", log_format: str = "") -> None:
+        self.release_stale_scheduler_locks()
+        scheduler = RetryScheduler(self.queues, connection=self.connection,
+                                   logging_level=logging_level or "INFO", serializer=getattr(self, "serializer", None))
+        scheduler.max_delay = self.max_reconnect_delay
+        self.scheduler = scheduler
+        scheduler.acquire_locks()
+        if not scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                scheduler.register_birth()
+                scheduler.enqueue_scheduled_jobs()
+            finally:
+                scheduler.release_locks()
+                scheduler.register_death()
+        else:
+            scheduler.start()
+
+
+class GatewayWorker(_GatewayWorkerMixin, SimpleWorker):
+    """RQ's SimpleWorker (jobs in the worker process) with our retry scheduler."""
+
+
+class GatewayForkWorker(_GatewayWorkerMixin, Worker):
+    """RQ's forking Worker (a work horse per job) with our retry scheduler."""
+
+
+def run_worker(settings: Settings, queues: list[str], burst: bool = False, fork: bool = False) -> int:
+    """Work ``queues`` until stopped; after a Redis outage RQ gave up on, wait for Redis and start again."""
+    connection = q.get_redis(settings)
+    outage = Outage("Redis", log, settings.RECONNECT_MAX_DELAY)
+    worker_class = GatewayForkWorker if fork else GatewayWorker
+    while True:
+        worker = worker_class([q.get_queue(settings, n) for n in queues], connection=connection,
+                              maintenance_interval=MAINTENANCE_INTERVAL)
+        worker.max_connection_wait_time = settings.RECONNECT_MAX_DELAY  # RQ's own dequeue retries
+        worker.max_reconnect_delay = settings.RECONNECT_MAX_DELAY
+        try:
+            worked = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
+        except REDIS_DOWN as exc:  # at start (birth) or in RQ's teardown (death)
+            if burst or worker.stop_asked:
+                raise
+            if not _wait_for_redis(connection, outage, exc):
+                return 0
+            continue
+        if burst:
+            return 0 if worked else 1
+        if worker.stop_asked:
+            return 0
+        # RQ's loop returned on its own: it logged an error it does not handle and
+        # quit, which for a Redis outage (the usual cause) is the wrong thing to do.
+        try:
+            connection.ping()
+        except REDIS_DOWN as exc:
+            if not _wait_for_redis(connection, outage, exc):
+                return 0
+            continue
+        log.error("worker loop ended without a stop request; starting a new worker in 1 s")
+        time.sleep(1)
+
+
+def _wait_for_redis(connection: Redis, outage: Outage, exc: BaseException) -> bool:
+    """Sleep with backoff until Redis answers a PING; False when SIGTERM/SIGINT came meanwhile."""
+    stop = _StopFlag()
+    try:
+        while not stop.requested:
+            time.sleep(outage.down(exc))
+            try:
+                connection.ping()
+            except REDIS_DOWN as again:
+                exc = again
+                continue
+            outage.up()
+            return True
+        return False
+    finally:
+        stop.restore()
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT while waiting for Redis: stop instead of waiting on."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {s: signal.signal(s, self._set) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _set(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        """Put back the handlers that were installed before."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class GatewayCronScheduler(CronScheduler):
+    """RQ's cron scheduler (our periodic jobs) that rides out Redis outages instead of dying."""
+
+    max_delay = 10.0
+
+    def start(self) -> None:
+        """Enqueue the periodic jobs when due until SIGTERM/SIGINT."""
+        self.log.info("CronScheduler %s: starting...", self.name)
+        self._install_signal_handlers()
+        outage = Outage("Redis", log, self.max_delay)
+        born = False
+        try:
+            while True:
+                try:
+                    if not born:
+                        self.register_birth()
+                        born = True
+                    if self.enqueue_jobs():
+                        self.save()
+                    self.heartbeat()  # re-registers us in a Redis that restarted empty
+                    outage.up()
+                    delay = self.calculate_sleep_interval()
+                except REDIS_DOWN as exc:
+                    delay = outage.down(exc)
+                if delay > 0:
+                    time.sleep(delay)
+        except (KeyboardInterrupt, StopRequested):
+            self.log.info("CronScheduler %s: stop requested", self.name)
+        finally:
+            try:
+                self.register_death()
+            except REDIS_DOWN:
+                log.warning("scheduler stopped while Redis is unreachable; its registration expires by itself")
+            self.log.info("CronScheduler %s: shutdown complete", self.name)
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Run the gateway's periodic jobs (``jobs.periodic_jobs``) until stopped."""
+    from . import jobs
+
+    cron = GatewayCronScheduler(connection=q.get_redis(settings), logging_level=settings.LOG_LEVEL)
+    cron.max_delay = settings.RECONNECT_MAX_DELAY
+    for func, interval in jobs.periodic_jobs(settings):
+        cron.register(func, queue_name=q.DEFAULT, interval=interval)
+    cron.start()
