@@ -28,6 +28,18 @@ from sqlalchemy.types import TypeDecorator
 
 from .db import Base
 
+# Row ids are 32-bit integers (PostgreSQL ``integer``): an id from a URL above this
+# names no row, and must be answered as such rather than reach the database.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: str | None) -> int | None:
+    """A row id from request text (ASCII digits, within ``MAX_ID``), or None."""
+    if not raw or len(raw) > 10 or not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
 
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (all timestamps are stored in UTC)."""

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from .. import deadlines, jobs, optouts, tracking
 from ..config import PACKAGE_DIR, Settings
 from ..db import session_factory
-from ..models import OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
+from ..models import MAX_ID, OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
 from ..registry import Registry
 from . import lifecycle, monitoring, push, tokens, views
 from .scope import CENTRAL, Principal, can_see, known_code, units, visible_agencies
@@ -33,6 +33,10 @@ PER_PAGE_DEFAULT, PER_PAGE_MAX = 50, 200
 MONITORING_DEFAULT_DAYS = 90
 TOUCH_INTERVAL = timedelta(minutes=1)  # how stale last_used_at may get before it is written again
 IDEMPOTENCY_KEY_MAX = 200
+
+# Dates a filter may name: wide enough for any report, narrow enough for every database.
+MOMENT_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+MOMENT_MAX = datetime(2999, 12, 31, tzinfo=UTC)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,7 +130,10 @@ def _report(number: str, *, lock: bool = False) -> Report:
 
 
 def _body(allowed: set[str]) -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…" thousands deep: Python's JSON parser recurses per level
+        raise ApiError(400, "JSON body nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "expected a JSON object body (Content-Type: application/json)")
     unknown = sorted(set(data) - allowed)
@@ -174,14 +181,18 @@ def parse_moment(raw: str, name: str) -> datetime:
     """An ISO date (midnight in Jakarta) or datetime (naive = Jakarta) as aware UTC."""
     try:
         if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(), deadlines.JAKARTA).astimezone(UTC)
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+            moment = datetime.combine(date.fromisoformat(raw), time(), deadlines.JAKARTA)
+        else:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=deadlines.JAKARTA)
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01 or 9999-12-31 moved to UTC
         raise ApiError(400, f"{name} must be an ISO 8601 date or date-time, e.g. 2021-05-11 or "
                             "2021-05-11T08:00:00+07:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=deadlines.JAKARTA)
-    return moment.astimezone(UTC)
+    if not MOMENT_MIN <= moment <= MOMENT_MAX:
+        raise ApiError(400, f"{name} must be between {MOMENT_MIN.year} and {MOMENT_MAX.year}")
+    return moment
 
 
 def _action_result(session: Session, registry: Registry, principal: Principal, report: Report,
@@ -384,7 +395,7 @@ def list_deliveries() -> Response:
     return jsonify(deliveries=[_delivery(r) for r in rows])
 
 
-@blueprint.post("/webhooks/deliveries/<int:delivery_id>/replay")
+@blueprint.post(f"/webhooks/deliveries/<int(max={MAX_ID}):delivery_id>/replay")
 @authenticated
 def replay_delivery(delivery_id: int) -> tuple[Response, int]:
     """Send a delivered or failed delivery again (same id, fresh signature)."""

@@ -37,6 +37,7 @@ from flask.blueprints import BlueprintSetupState
 from .. import gsm, ingest
 from ..config import ConfigError, Settings
 from ..db import session_factory
+from ..models import parse_id
 from .base import IncomingSMS, NotConfigured, OutgoingSMS, SendError, SendResult, register
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,13 @@ def decode_text(data: bytes, coding: str, charset: str) -> tuple[str, bool]:
     """
     if charset:
         try:
-            codec = codecs.lookup(charset).name
-        except LookupError:
-            raise BadRequest(f"unknown charset {charset!r}") from None
+            info = codecs.lookup(charset)
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
+            raise BadRequest(f"unknown charset {charset[:40]!r}") from None
+        # Python also has bytes-to-bytes codecs (hex, zlib) and str-to-str ones (rot13): not charsets.
+        if not getattr(info, "_is_text_encoding", True):
+            raise BadRequest(f"{charset[:40]!r} is not a character set")
+        codec = info.name
     elif coding == "2":
         codec = "utf-16-be"
     else:
@@ -205,10 +210,14 @@ def decode_text(data: bytes, coding: str, charset: str) -> tuple[str, bool]:
             return data.decode("latin-1"), True
     try:
         return data.decode(codec), True
-    except UnicodeDecodeError:
+    except (UnicodeError, ValueError):
         # Keep the message: a citizen is waiting for an answer, and an
         # operator can read the rest. The flag goes into the stored meta.
-        return data.decode(codec, "replace"), False
+        # Some codecs (punycode, idna) fail even with "replace": then UTF-8's.
+        try:
+            return data.decode(codec, "replace"), False
+        except (UnicodeError, ValueError):
+            return data.decode("utf-8", "replace"), False
 
 
 def concatenation(udh: bytes) -> tuple[int, int] | None:
@@ -427,10 +436,11 @@ def delivery_report() -> Response:
     refused = _refused(settings, fields, "DLR")
     if refused:
         return refused
-    raw_id, raw_status = _text_field(fields, "id"), _text_field(fields, "status")
-    if not raw_id.isdigit() or not raw_status.isdigit():
+    outbound_id = parse_id(_text_field(fields, "id"))
+    raw_status = _text_field(fields, "status")
+    if outbound_id is None or not (raw_status.isascii() and raw_status.isdigit() and len(raw_status) <= 4):
         return _text(400, "id and status must be numbers (dlr-url: ...&id=<outbound id>&status=%d)")
-    outbound_id, code = int(raw_id), int(raw_status)
+    code = int(raw_status)
     dlr = dlr_outcome(code)
     if dlr is None:
         log.warning("unknown Kannel DLR type %s for outbound #%s; ignored", code, outbound_id)

@@ -22,6 +22,7 @@ from twilio.rest import Client
 from .. import gsm, ingest
 from ..config import Settings
 from ..db import session_factory
+from ..models import parse_id
 from .base import IncomingSMS, NotConfigured, OutgoingSMS, SendError, SendResult, register
 
 log = logging.getLogger(__name__)
@@ -169,11 +170,11 @@ def status_callback() -> Response:
 
     sid = request.form.get("MessageSid") or request.form.get("SmsSid")
     status = request.form.get("MessageStatus") or request.form.get("SmsStatus")
-    outbound_id = request.args.get("id", type=int)
+    outbound_id = parse_id(request.args.get("id"))
     if not sid or not status:
         return _text(400, "missing MessageSid or MessageStatus")
     if outbound_id is None:
-        return _text(400, "missing id in the callback URL")
+        return _text(400, "missing or invalid id in the callback URL")
     state = STATUS_MAP.get(status.lower())
     if state is None:
         log.warning("unknown Twilio MessageStatus %r for outbound #%s", status, outbound_id)
