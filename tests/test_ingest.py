@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
