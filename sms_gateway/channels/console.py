@@ -8,6 +8,7 @@ from typing import TextIO
 
 from .. import gsm
 from ..config import Settings
+from ..phone import mask
 from .base import OutgoingSMS, SendResult, register
 
 
@@ -23,7 +24,8 @@ class ConsoleChannel:
         """Print the SMS; it counts as delivered."""
         length = gsm.measure(sms.text)
         out = self.stream or sys.stdout
-        print(f"[SMS to {sms.recipient} · {length.segments} SMS {length.encoding}] {sms.text}",
+        # Masked like the logs: the console of a shared machine is read by others too.
+        print(f"[SMS to {mask(sms.recipient)} · {length.segments} SMS {length.encoding}] {sms.text}",
               file=out, flush=True)
         return SendResult(provider_id=f"console-{sms.outbound_id}", status="delivered",
                           segments=length.segments)
