@@ -183,6 +183,10 @@ class _PrefixIndex:
     near: dict[str, frozenset[str]]
     skeletons: dict[str, frozenset[str]]  # consonants of a name -> names
     glue_lengths: tuple[int, ...]  # lengths of names and generic prefixes, longest first
+    # The long-token guard: the longest word that can be one edit from a name.
+    # A longer word is never looked up: its deletions cost its length squared, so
+    # one unbroken 64 KB "word" would cost seconds of worker time.
+    longest_fuzzy: int
 
 
 _INDEXES: dict[str, _PrefixIndex] = {}
@@ -201,7 +205,8 @@ def _index(registry: Registry) -> _PrefixIndex:
             skeletons.setdefault(_skeleton(name), set()).add(name)
         lengths = sorted({len(n) for n in registry.names.keys() | registry.generic}, reverse=True)
         index = _PrefixIndex({k: frozenset(v) for k, v in near.items()},
-                             {k: frozenset(v) for k, v in skeletons.items()}, tuple(lengths))
+                             {k: frozenset(v) for k, v in skeletons.items()}, tuple(lengths),
+                             max((len(name) for name in near), default=0) + 1)
         if len(_INDEXES) > 8:
             _INDEXES.clear()
         _INDEXES[registry.version] = index
@@ -213,6 +218,8 @@ def _fuzzy_agency(word: str, registry: Registry) -> tuple[str, str, str] | None:
     if len(word) < FUZZY_MIN_LEN or word in registry.keywords or word in registry.commands:
         return None
     index = _index(registry)
+    if len(word) > index.longest_fuzzy:
+        return None
     candidates: set[str] = set()
     for key in {word} | _deletions(word):
         candidates |= index.near.get(key, frozenset())

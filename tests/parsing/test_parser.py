@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sms_gateway.config import PROJECT_ROOT
 from sms_gateway.parsing import is_vowel_drop, parse, within_one_edit
-from sms_gateway.registry import parse_registry
+from sms_gateway.registry import Registry, parse_registry
 
 REGISTRY = parse_registry(PROJECT_ROOT / "prefixes.yaml")
 
@@ -156,3 +158,29 @@ def test_edit_distance_and_vowel_drop() -> None:
     assert is_vowel_drop("KMNHUB", "KEMENHUB")
     assert not is_vowel_drop("KMNHXB", "KEMENHUB")
     assert not is_vowel_drop("KEMENHUB", "KEMENHUB")
+
+
+@pytest.mark.parametrize("text", ["a" * 65536, "7" * 65536, "KEMENHUB ADUAN " + "ab" * 32760,
+                                  "kmnhub" + "x" * 65530])
+def test_a_64_kb_token_is_read_in_linear_time(text: str, monkeypatch) -> None:
+    """The long-token guard: no word longer than a registered name is expanded into its deletions."""
+    from sms_gateway import parsing
+
+    registry: Registry = REGISTRY
+    longest = max(len(name) for name in registry.names) + 1
+    expanded: list[int] = []
+    real = parsing._deletions
+    monkeypatch.setattr(parsing, "_deletions", lambda word: expanded.append(len(word)) or real(word))
+    parsed = parse(text, registry)
+    assert all(n <= longest for n in expanded), max(expanded)
+    assert parsed.body or parsed.command or parsed.kind  # still read: nothing lost
+
+    # And the time grows like the text, not like its square: 8x the text, well under 64x the time.
+    def seconds(t: str) -> float:
+        start = time.perf_counter()
+        for _ in range(3):
+            parse(t, registry)
+        return time.perf_counter() - start
+
+    short = text[:8192]
+    assert seconds(text) < 20 * seconds(short) + 0.05
