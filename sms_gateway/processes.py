@@ -52,13 +52,44 @@ def _die_with_parent() -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs on this host; a zombie (killed, not yet reaped by its new parent) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
+
+
+def release_stale_locks(connection: Redis, queue_names: list[str], logger: logging.Logger) -> list[str]:
+    """Free the retry-scheduler locks of ``queue_names`` held by a dead process of this host.
+
+    A worker killed with its scheduler (its whole process group: systemd's stop
+    timeout, `docker kill`) leaves the lock for 61 s, and the retries due
+    meanwhile wait with it. Only a scheduler of this host whose pid is gone
+    counts as dead; the release is atomic on the owner's name.
+    """
+    released = []
+    host = socket.gethostname()
+    for name in queue_names:
+        key = RQScheduler.get_locking_key(name)
+        raw = connection.get(key)
+        if not raw:
+            continue
+        owner = _text(raw)
+        info = {_text(k): _text(v) for k, v in connection.hgetall(SCHEDULER_KEY_TEMPLATE % owner).items()}
+        pid = int(info.get("pid") or 0)
+        if info.get("hostname") == host and pid and not _pid_alive(pid) and release_lock(connection, key, owner):
+            released.append(name)
+    if released:
+        logger.warning("released the retry-scheduler locks of a dead worker for %s", ", ".join(released))
+    return released
 
 
 def _text(value: bytes | str) -> str:
@@ -66,8 +97,14 @@ def _text(value: bytes | str) -> str:
 
 
 class RetryScheduler(RQScheduler):
-    """RQ's scheduler of retries and delayed jobs, as a worker forks it: dies with its worker,
-    rides out Redis outages (RQ's exits at the first error and is restarted only by maintenance)."""
+    """RQ's scheduler of retries and delayed jobs, as a worker forks it.
+
+    Differences from RQ's: it dies with its worker; it rides out Redis outages
+    (RQ's exits at the first error and comes back only with the worker's
+    maintenance); and every worker runs one, those without the lock standing by
+    and taking it within a second of its release (RQ's worker starts one only
+    if it got the lock, and looks again ten minutes later).
+    """
 
     max_delay = 10.0
 
@@ -85,7 +122,8 @@ class RetryScheduler(RQScheduler):
                 if self._stop_requested:
                     self.stop()
                     return
-                if self.should_reacquire_locks:
+                if self.acquired_locks != self._queue_names:  # standing by: a few calls a second
+                    release_stale_locks(self.connection, sorted(self._queue_names - self.acquired_locks), self.log)
                     self.acquire_locks()
                 self.heartbeat()  # re-acquires a lock that vanished with a restarted Redis
                 self.enqueue_scheduled_jobs()
@@ -107,47 +145,53 @@ class _GatewayWorkerMixin:
     log: logging.Logger
     max_reconnect_delay: float = 10.0
     stop_asked = False  # RQ raises StopRequested when idle without recording why its loop ended
+    outage: Outage | None = None  # shared with run_worker: one pair of log lines per outage
 
     def request_stop(self, signum: int, frame: Any) -> None:
         """SIGTERM/SIGINT: remember it, then RQ's warm shutdown."""
         self.stop_asked = True
         super().request_stop(signum, frame)  # type: ignore[misc]
 
-    def release_stale_scheduler_locks(self) -> list[str]:
-        """Free the retry-scheduler locks held by a dead process of this host (a killed worker).
-
-        Otherwise a restarted worker waits for the lock to expire (a minute) and
-        the retries due meanwhile wait with it. Only a scheduler of this host whose
-        pid is gone is considered dead; the release is atomic on the owner's name.
-        """
-        released = []
-        host = socket.gethostname()
-        for name in (queue.name for queue in self.queues):
-            key = RQScheduler.get_locking_key(name)
-            raw = self.connection.get(key)
-            if not raw:
+    def ride_out(self, exc: BaseException) -> None:
+        """Wait, with backoff, until Redis answers again (RQ would quit its loop instead)."""
+        if self.outage is None:
+            self.outage = Outage("Redis", log, self.max_reconnect_delay)
+        while True:
+            time.sleep(self.outage.down(exc))  # SIGTERM meanwhile: RQ's handler raises StopRequested
+            try:
+                self.connection.ping()
+            except REDIS_DOWN as again:
+                exc = again
                 continue
-            owner = raw.decode() if isinstance(raw, bytes) else str(raw)
-            info = {_text(k): _text(v) for k, v in self.connection.hgetall(SCHEDULER_KEY_TEMPLATE % owner).items()}
-            pid = int(info.get("pid") or 0)
-            if info.get("hostname") == host and pid and not _pid_alive(pid):
-                if release_lock(self.connection, key, owner):
-                    released.append(name)
-        if released:
-            self.log.warning("released the retry-scheduler locks of a dead worker for %s", ", ".join(released))
-        return released
+            self.outage.up()
+            return
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        """RQ's heartbeat, riding out a Redis outage: the first call of every dequeue round."""
+        try:
+            return super().heartbeat(*args, **kwargs)  # type: ignore[misc]
+        except REDIS_DOWN as exc:
+            self.ride_out(exc)
+            return super().heartbeat(*args, **kwargs)  # type: ignore[misc]
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's suspension check (``rq suspend``), riding out a Redis outage (RQ's worker died here)."""
+        try:
+            super().check_for_suspension(burst)  # type: ignore[misc]
+        except REDIS_DOWN as exc:
+            self.ride_out(exc)
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
                          date_format: str = "", log_format: str = "") -> None:
-        self.release_stale_scheduler_locks()
+        release_stale_locks(self.connection, [queue.name for queue in self.queues], self.log)
         scheduler = RetryScheduler(self.queues, connection=self.connection,
                                    logging_level=logging_level or "INFO", serializer=getattr(self, "serializer", None))
         scheduler.max_delay = self.max_reconnect_delay
         self.scheduler = scheduler
         scheduler.acquire_locks()
-        if not scheduler.acquired_locks:
-            return
         if burst:
+            if not scheduler.acquired_locks:
+                return
             try:
                 scheduler.register_birth()
                 scheduler.enqueue_scheduled_jobs()
@@ -155,7 +199,7 @@ class _GatewayWorkerMixin:
                 scheduler.release_locks()
                 scheduler.register_death()
         else:
-            scheduler.start()
+            scheduler.start()  # with or without the lock: see RetryScheduler
 
 
 class GatewayWorker(_GatewayWorkerMixin, SimpleWorker):
@@ -176,11 +220,15 @@ def run_worker(settings: Settings, queues: list[str], burst: bool = False, fork:
                               maintenance_interval=MAINTENANCE_INTERVAL)
         worker.max_connection_wait_time = settings.RECONNECT_MAX_DELAY  # RQ's own dequeue retries
         worker.max_reconnect_delay = settings.RECONNECT_MAX_DELAY
+        worker.outage = outage
         try:
             worked = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
         except REDIS_DOWN as exc:  # at start (birth) or in RQ's teardown (death)
-            if burst or worker.stop_asked:
+            if burst:
                 raise
+            if worker.stop_asked:
+                log.warning("worker stopped while Redis is unreachable; its registration expires by itself")
+                return 0
             if not _wait_for_redis(connection, outage, exc):
                 return 0
             continue
