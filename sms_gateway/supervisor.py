@@ -69,10 +69,11 @@ class Supervisor:
                 ran = now - child.started_at
                 if ran >= self.stable_after:
                     child.delay = 1.0
+                delay = min(child.delay, self.max_delay)
                 log.error("%s (pid %s) exited with %s after %.1f s; restarting in %.0f s",
-                          child.name, child.proc.pid, _describe(code), ran, child.delay)
-                child.restart_at = now + child.delay
-                child.delay = min(child.delay * 2, self.max_delay)
+                          child.name, child.proc.pid, _describe(code), ran, delay)
+                child.restart_at = now + delay
+                child.delay = min(delay * 2, self.max_delay)
             if child.restart_at is not None and now >= child.restart_at and not self.stopping:
                 child.restarts += 1
                 self.start(child)
