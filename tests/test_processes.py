@@ -22,8 +22,8 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from sms_gateway.config import PROJECT_ROOT, Settings
-from tests.chaos.harness import PrivateRedis, wait_for
 from tests.channels.test_twilio import post_signed, sms_params
+from tests.chaos.harness import PrivateRedis, wait_for
 
 pytestmark = pytest.mark.slow
 
