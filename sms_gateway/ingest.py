@@ -37,7 +37,7 @@ from .channels.base import IncomingSMS
 from .config import Settings
 from .db import get_engine
 from .models import InboundMessage, InboundState, utcnow
-from .outage import DATABASE_DOWN, Outage
+from .outage import DATABASE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ MAX_BATCH = 64
 WAIT_SECONDS = 60.0  # a request never waits forever for the writer
 # A webhook spools instead after this long: Twilio gives up on a webhook after 15 s.
 SPOOL_AFTER = 10.0
-_SPOOLING = Outage("database (ingest)", log)  # spooling is logged once per outage
 _SPOOL_ON: tuple[type[BaseException], ...] = (*DATABASE_DOWN, TimeoutError)
 
 Key = tuple[str, str]  # (channel, external_id): what makes a message the same message
@@ -79,8 +78,8 @@ def accept_or_spool(settings: Settings, sms: IncomingSMS) -> Accepted | None:
     except _SPOOL_ON as exc:
         spool.append(settings, sms)
         spool.ensure_replayer(settings)
-        if not _SPOOLING.active:
-            _SPOOLING.down(exc)
+        if not spool.DATABASE.active:  # one line per outage; the replayer logs the recovery
+            spool.DATABASE.down(exc)
             log.error("inbound SMS go to the local spool %s until the database is back", settings.SPOOL_DIR)
         return None
 
@@ -117,7 +116,6 @@ class _GroupCommitter:
         result = batch.results[index]
         if isinstance(result, BaseException):
             raise result
-        _SPOOLING.up()
         return result
 
     def _run(self) -> None:

@@ -36,6 +36,9 @@ ACTIVE = "inbound.jsonl"  # appended to by the webhooks
 REPLAY_SUFFIX = ".replay"  # taken by a replayer; deleted once stored
 REJECTED = "rejected.jsonl"  # records the database refused for good, kept for an operator
 _THREAD_LOCK = threading.Lock()
+# The database as this web process sees it: the webhooks log when it goes away
+# (and they start spooling), the replayer when it is back (and the spool is stored).
+DATABASE = Outage("database", log)
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -193,7 +196,8 @@ class Replayer:
     def __init__(self, settings: Settings, interval: float) -> None:
         self.settings = settings
         self.interval = interval
-        self.outage = Outage("database (spool replay)", log, settings.RECONNECT_MAX_DELAY)
+        self.outage = DATABASE
+        self.outage.max_delay = max(float(settings.RECONNECT_MAX_DELAY), 0.5)
 
     def start(self) -> Replayer:
         """Start the thread (a daemon: it holds nothing that a stop could lose)."""
