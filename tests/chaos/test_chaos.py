@@ -286,5 +286,5 @@ def test_z_no_full_number_in_any_log(stack: Stack, capsys: pytest.CaptureFixture
     full = re.findall(r"(?:\+?62|0)813\d{8}", logs)
     assert full == [], full[:5]
     with capsys.disabled():
-        print("\n| scenario | load | fault | lost | doubled | recovery | 5xx |\n| --- | ---: | --- | ---: | ---: | ---: "
-              "| ---: |\n" + "\n".join(o.row() for o in RESULTS))
+        print("\n| scenario | load | fault | lost | doubled | recovery | 5xx |\n"
+              "| --- | ---: | --- | ---: | ---: | ---: | ---: |\n" + "\n".join(o.row() for o in RESULTS))
