@@ -182,13 +182,22 @@ class SourTwilio(FakeTwilioAPI):
     """The fake Twilio API, which can answer 429 and 500 for a while instead of accepting."""
 
     def __init__(self) -> None:
-        self.sour_until = 0.0
+        self.sour_until: float | None = 0.0
+        self.sour_for = 0.0
         self.sour_answers = 0
         self.sent: list[RecordedRequest] = []  # the send requests answered 201: the SMS that left
         super().__init__()
 
+    def turn_sour(self, seconds: float, timeout: float = 120) -> None:
+        """Answer 429/500 for ``seconds`` from the next send request on; return when that is over."""
+        self.sour_for, self.sour_until = seconds, None
+        wait_for(lambda: self.sour_until is not None and time.monotonic() > self.sour_until, timeout,
+                 "the sour spell to start and end")
+
     def _respond(self, req: RecordedRequest) -> tuple[int, dict[str, Any]]:
-        if time.monotonic() < self.sour_until and req.path.endswith("/Messages.json"):
+        if self.sour_until is None and req.path.endswith("/Messages.json"):
+            self.sour_until = time.monotonic() + self.sour_for
+        if self.sour_until is not None and time.monotonic() < self.sour_until and req.path.endswith("/Messages.json"):
             self.sour_answers += 1
             status = 429 if self.sour_answers % 2 else 500
             return status, {"status": status, "code": 20429 if status == 429 else None, "message": "try later"}

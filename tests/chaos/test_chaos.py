@@ -224,6 +224,12 @@ def check(outcome: Outcome, stack: Stack) -> None:
     assert outcome.lost == [], f"{len(outcome.lost)} without acknowledgement, e.g. {outcome.lost[:5]}"
 
 
+def test_0_baseline_without_a_fault(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same load with nothing broken: how long the backlog alone takes to drain."""
+    outcome = run_scenario(stack, 0, "(0) no fault (baseline)", "none", lambda: None, capsys)
+    check(outcome, stack)
+
+
 def test_a_workers_sigkilled_and_restarted(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     def kill_workers() -> None:
         for name in ("worker1", "worker2"):
@@ -270,11 +276,8 @@ def test_c_database_cut(stack: Stack, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_d_twilio_429_and_500(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    def sour() -> None:
-        stack.twilio.sour_until = time.monotonic() + 8
-        time.sleep(8)
-
-    outcome = run_scenario(stack, 4, "(d) provider 429/500", "Twilio answers 429 and 500 for 8 s", sour, capsys)
+    outcome = run_scenario(stack, 4, "(d) provider 429/500", "Twilio answers 429 and 500 for 8 s",
+                           lambda: stack.twilio.turn_sour(8), capsys)
     assert stack.twilio.sour_answers > 0
     check(outcome, stack)
 
