@@ -301,6 +301,37 @@ RUN_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+@main.group("spool")
+def spool_group() -> None:
+    """The local spool: inbound SMS kept on this host while the database was unreachable."""
+
+
+@spool_group.command("status")
+def spool_status() -> None:
+    """How many spooled SMS wait to be stored (exit 1 if any)."""
+    from . import spool
+
+    settings = get_settings()
+    depth = spool.depth(settings)
+    click.echo(f"{depth} message(s) in {spool.spool_dir(settings)}")
+    sys.exit(1 if depth else 0)
+
+
+@spool_group.command("replay")
+def spool_replay() -> None:
+    """Store the spooled SMS now (the web process does it by itself every SPOOL_REPLAY_INTERVAL)."""
+    from . import spool
+    from .outage import DATABASE_DOWN
+
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    try:
+        stored = spool.replay(settings)
+    except DATABASE_DOWN as exc:
+        raise click.ClickException(f"the database is still unreachable: {type(exc).__name__}") from None
+    click.echo(f"{stored} message(s) stored, {spool.depth(settings)} left")
+
+
 # --------------------------------------------------------------------------- simulate
 
 @main.command()

@@ -96,3 +96,19 @@ def test_a_torn_last_record_is_left_out_and_a_rejected_one_kept(settings) -> Non
     assert count(settings.DATABASE_URL, InboundMessage) == 1
     assert (folder / spool.REJECTED).read_text() == "{not json}\n"
     assert spool.depth(settings) == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_spool_commands(settings, redis_conn) -> None:
+    from click.testing import CliRunner
+
+    from sms_gateway.channels.base import IncomingSMS
+    from sms_gateway.cli import main
+
+    spool.append(settings, IncomingSMS(channel="twilio", external_id="SMcli", sender="081234567890", text="PLN"))
+    runner = CliRunner()
+    status = runner.invoke(main, ["spool", "status"])
+    assert status.exit_code == 1 and status.output.startswith("1 message(s) in ")
+    replay = runner.invoke(main, ["spool", "replay"])
+    assert replay.exit_code == 0 and "1 message(s) stored, 0 left" in replay.output
+    assert runner.invoke(main, ["spool", "status"]).exit_code == 0
