@@ -50,6 +50,7 @@ from .. import queue as rq_queue
 from ..config import Settings
 from ..db import session_factory
 from ..models import InboundMessage, utcnow
+from ..outage import Outage
 from .base import IncomingSMS, OutgoingSMS, SendError, SendResult, register
 
 log = logging.getLogger(__name__)
@@ -344,6 +345,9 @@ class ModemService:
         self._broken: str | None = None  # a send hit a connection error: reconnect after the job
         self._worker: SimpleWorker | None = None
         self._scheduler: RQScheduler | None = None
+        # One log line when Redis or the database goes away, one when it is back (not one per poll).
+        self._redis = Outage("modem: Redis (replies wait)", log, self.settings.RECONNECT_MAX_DELAY)
+        self._database = Outage("modem: database (SMS kept on the modem)", log, self.settings.RECONNECT_MAX_DELAY)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -451,7 +455,7 @@ class ModemService:
                 created = self._take(message, now, waiting)
             except OperationalError as exc:
                 # The database is unreachable: everything stays on the modem until it is back.
-                log.error("modem: cannot store SMS (database unreachable: %s); kept on the modem", exc.orig)
+                self._database.down(exc.orig or exc)
                 self.last_error = f"database: {type(exc.orig).__name__}"
                 interrupted = True
                 break
@@ -466,6 +470,8 @@ class ModemService:
                 stored += 1
         if not interrupted:  # forget SMS that left the modem some other way; keep the clocks of those not reached
             self._held = {k: v for k, v in self._held.items() if k in waiting}
+            if messages:
+                self._database.up()
         return stored
 
     def _take(self, message: ModemSMS, now: float, waiting: set[tuple[str, int, int]]) -> bool:
@@ -674,12 +680,13 @@ class ModemService:
                     self.report_status()
                     self._next_status = now + float(self.settings.MODEM_STATUS_INTERVAL)
                 self.send_queued(self._next_poll, block)
+                self._redis.up()
             except gammu.GSMError as exc:
                 self.disconnect(describe(exc))
             except RedisError as exc:
                 # Inbound keeps working (stored messages wait for the sweeper); sends wait.
                 # redis-py reconnects by itself at the next command.
-                log.error("modem: Redis unavailable, replies wait: %s", exc)
+                self._redis.down(exc)
                 self.last_error = f"redis: {exc}"
                 if block:
                     self._sleep(min(float(self.settings.MODEM_POLL_INTERVAL), 5.0))
