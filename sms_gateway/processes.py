@@ -184,8 +184,10 @@ class _GatewayWorkerMixin:
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
                          date_format: str = "", log_format: str = "") -> None:
         release_stale_locks(self.connection, [queue.name for queue in self.queues], self.log)
-        scheduler = RetryScheduler(self.queues, connection=self.connection,
-                                   logging_level=logging_level or "INFO", serializer=getattr(self, "serializer", None))
+        # logging_level None: the level LOG_LEVEL gave RQ's logger stays (as RQ's own worker does).
+        level = logging_level if logging_level is not None else logging.getLogger("rq.scheduler").level
+        scheduler = RetryScheduler(self.queues, connection=self.connection, logging_level=level,
+                                   serializer=getattr(self, "serializer", None))
         scheduler.max_delay = self.max_reconnect_delay
         self.scheduler = scheduler
         scheduler.acquire_locks()
@@ -221,8 +223,10 @@ def run_worker(settings: Settings, queues: list[str], burst: bool = False, fork:
         worker.max_connection_wait_time = settings.RECONNECT_MAX_DELAY  # RQ's own dequeue retries
         worker.max_reconnect_delay = settings.RECONNECT_MAX_DELAY
         worker.outage = outage
+        log.info("worker %s on %s", worker.name, ", ".join(queues))
         try:
-            worked = worker.work(with_scheduler=True, burst=burst, logging_level=settings.LOG_LEVEL)
+            # logging_level=None: RQ keeps the levels LOG_LEVEL gave its loggers instead of resetting them.
+            worked = worker.work(with_scheduler=True, burst=burst, logging_level=None)
         except REDIS_DOWN as exc:  # at start (birth) or in RQ's teardown (death)
             if burst:
                 raise
@@ -322,7 +326,7 @@ def run_scheduler(settings: Settings) -> None:
     """Run the gateway's periodic jobs (``jobs.periodic_jobs``) until stopped."""
     from . import jobs
 
-    cron = GatewayCronScheduler(connection=q.get_redis(settings), logging_level=settings.LOG_LEVEL)
+    cron = GatewayCronScheduler(connection=q.get_redis(settings), logging_level=logging.getLogger("rq.cron").level)
     cron.max_delay = settings.RECONNECT_MAX_DELAY
     for func, interval in jobs.periodic_jobs(settings):
         cron.register(func, queue_name=q.DEFAULT, interval=interval)

@@ -46,7 +46,9 @@ def roles(env: dict[str, str], private_redis: PrivateRedis, tmp_path: Path):  # 
             proc = subprocess.Popen([sys.executable, "-m", "sms_gateway.cli", *args], cwd=PROJECT_ROOT,
                                     start_new_session=True,  # its own process group, to kill it whole
                                     env={**os.environ, **env, "REDIS_URL": private_redis.url,
-                                         "RECONNECT_MAX_DELAY": "1", "SWEEP_INTERVAL": "1"},
+                                         "RECONNECT_MAX_DELAY": "1", "SWEEP_INTERVAL": "1",
+                                         # RQ's start-up lines, which the test waits for.
+                                         "LOG_LEVEL": "INFO,rq.worker=INFO,rq.scheduler=INFO,rq.cron=INFO"},
                                     stdout=out, stderr=subprocess.STDOUT)
         started.append((proc, log))
         return proc, log
@@ -114,8 +116,15 @@ def test_a_retry_is_not_held_up_by_the_lock_of_a_killed_worker(roles, private_re
     job = queue.enqueue_in(__import__("datetime").timedelta(seconds=1), "sms_gateway.jobs.send_outbound", 999999)
     second, second_log = roles("worker", "--queue", "outbound")
     started = time.monotonic()
-    wait_for(lambda: job.get_status(refresh=True) not in ("scheduled", "queued"), 20,
-             f"the scheduled job to run\n{second_log.read_text()[-3000:]}")
+    try:
+        wait_for(lambda: job.get_status(refresh=True) not in ("scheduled", "queued"), 20, "the scheduled job to run")
+    except AssertionError:
+        owner = redis.get("rq:scheduler-lock:outbound")
+        holder = redis.hgetall(b"rq:scheduler:" + owner) if owner else {}
+        pid = int(holder.get(b"pid", 0))
+        state = Path(f"/proc/{pid}/stat").read_text() if pid and Path(f"/proc/{pid}/stat").exists() else "gone"
+        raise AssertionError(f"lock held by {holder} ({state})\n{first_log.read_text()[-1500:]}\n"
+                             f"{second_log.read_text()[-3000:]}") from None
     assert time.monotonic() - started < 15  # not the 61 s of the dead scheduler's lock
     assert ScheduledJobRegistry("outbound", connection=redis).count == 0
     assert second.poll() is None
