@@ -212,18 +212,21 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
-def store_batch(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted | BaseException]:
+def store_batch(settings: Settings, messages: list[IncomingSMS],
+                received_at: list[datetime] | None = None) -> list[Accepted | BaseException]:
     """Store ``messages`` in one transaction and enqueue the new ones; one result per message.
 
-    The group committer's writer and the spool's replayer call this. When the
-    database is unreachable every result is that error.
+    The group committer's writer and the spool's replayer call this (the replayer
+    with the time each message reached us, which its deadlines count from). When
+    the database is unreachable every result is that error.
     """
-    return _store_and_enqueue(settings, messages)
+    return _store_and_enqueue(settings, messages, received_at)
 
 
-def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS]) -> list[Accepted | BaseException]:
+def _store_and_enqueue(settings: Settings, messages: list[IncomingSMS],
+                       received_at: list[datetime] | None = None) -> list[Accepted | BaseException]:
     now = utcnow()
-    rows = [_row(settings, sms, now) for sms in messages]
+    rows = [_row(settings, sms, received_at[i] if received_at else now) for i, sms in enumerate(messages)]
     try:
         created, existing = _store(settings.DATABASE_URL, rows)
     except DATABASE_DOWN as exc:

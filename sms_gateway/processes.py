@@ -5,19 +5,17 @@ check, a heartbeat, the end of a job), RQ's cron scheduler dies in its own
 shutdown, and the retry scheduler a worker forks lingers as an orphan holding
 its lock when the worker is killed. Here each role waits for Redis with a
 backoff and carries on, logging one line when an outage starts and one when it
-ends (``outage.Outage``); the worker's retry scheduler dies with its worker
+ends (``outage.Outage``); the worker's retry scheduler stops with its worker
 and rides out outages itself, and a restarted worker takes over the lock a
 killed one left behind at once instead of a minute later.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
 import socket
-import sys
 import time
 from typing import Any
 
@@ -37,18 +35,6 @@ log = logging.getLogger(__name__)
 # RQ cleans its registries (abandoned jobs of killed workers) and restarts a dead
 # retry scheduler at this interval; its default, 10 minutes, is too long a wait.
 MAINTENANCE_INTERVAL = 60
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to send us SIGTERM when the process that forked us dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -99,7 +85,8 @@ def _text(value: bytes | str) -> str:
 class RetryScheduler(RQScheduler):
     """RQ's scheduler of retries and delayed jobs, as a worker forks it.
 
-    Differences from RQ's: it dies with its worker; it rides out Redis outages
+    Differences from RQ's: it stops within a second of its worker's death (its
+    parent pid changes), releasing the lock; it rides out Redis outages
     (RQ's exits at the first error and comes back only with the worker's
     maintenance); and every worker runs one, those without the lock standing by
     and taking it within a second of its release (RQ's worker starts one only
@@ -110,7 +97,7 @@ class RetryScheduler(RQScheduler):
 
     def work(self) -> None:
         """The scheduling loop of the forked process."""
-        _die_with_parent()
+        worker = os.getppid()
         self._install_signal_handlers()
         outage = Outage("Redis (retry scheduler)", self.log, self.max_delay)
         born = False
@@ -119,6 +106,8 @@ class RetryScheduler(RQScheduler):
                 if not born:
                     self.register_birth()
                     born = True
+                if os.getppid() != worker:  # the worker died (SIGKILL, OOM): release its locks and go
+                    self._stop_requested = True
                 if self._stop_requested:
                     self.stop()
                     return
@@ -201,6 +190,11 @@ class _GatewayWorkerMixin:
                 scheduler.release_locks()
                 scheduler.register_death()
         else:
+            if scheduler.acquired_locks:
+                # Name the lock's holder now, with this worker's pid, so that a worker
+                # killed before its scheduler registered leaves a lock that
+                # release_stale_locks can still recognise as dead; the child re-registers.
+                scheduler.register_birth()
             scheduler.start()  # with or without the lock: see RetryScheduler
 
 

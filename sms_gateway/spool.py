@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,8 @@ def replay(settings: Settings) -> int:
             records = _read(path)
             for start in range(0, len(records), 500):
                 chunk = records[start:start + 500]
-                results = store_batch(settings, [_message(r) for r in chunk])
+                arrived = [datetime.fromtimestamp(float(r.get("spooled_at") or time.time()), UTC) for r in chunk]
+                results = store_batch(settings, [_message(r) for r in chunk], arrived)
                 for record, result in zip(chunk, results, strict=True):
                     if isinstance(result, DATABASE_DOWN):
                         raise result

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -69,6 +71,8 @@ def test_webhooks_spool_while_the_database_is_cut_and_replay_exactly_once(proxy,
     assert sorted(json.loads(line)["external_id"] for line in lines) == sorted(
         [*(p["MessageSid"] for p in during), "SMcut0"])
 
+    time.sleep(1.1)
+    cut_ended = datetime.now(UTC)
     server.restore()
     wait_for(lambda: spool.depth(settings) == 0, 20, "the replayer to empty the spool")
     assert count(db_url, InboundMessage) == 6  # one before, five during: the retry stored nothing twice
@@ -79,6 +83,8 @@ def test_webhooks_spool_while_the_database_is_cut_and_replay_exactly_once(proxy,
         recipients = sorted(session.scalars(select(OutboundMessage.recipient)))
         spooled = session.scalar(select(InboundMessage).where(InboundMessage.external_id == "SMcut3"))
         assert spooled is not None and spooled.meta["spooled"] is True
+        # Received when it reached us, not when the database came back: deadlines count from then.
+        assert spooled.received_at < cut_ended
     assert len(recipients) == len(set(recipients)) == 6
     assert len(fake_twilio.messages) == 6
     assert metric(client, "sms_gateway_spool_messages") == 0
