@@ -400,9 +400,16 @@ def record_delivery_status(
     if rank <= OUTBOUND_RANK[row.state]:
         if new_state != row.state:
             return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
-        row.provider_status = raw_status  # the same state again: only the provider's words are news
+        # The same state again: only the provider's words are news. Conditional on the
+        # state, like the move below: on SQLite (no FOR UPDATE) a report that moved the
+        # message on since our read ("delivered" over this "sent") keeps its words.
+        same: dict[str, Any] = {"provider_status": raw_status}
         if error_code:
-            row.error_code, row.error = error_code, error or row.error
+            same["error_code"], same["error"] = error_code, error or row.error
+        session.execute(update(OutboundMessage).where(OutboundMessage.id == outbound_id,
+                                                      OutboundMessage.state == new_state)
+                        .values(**same).execution_options(synchronize_session=False))
+        session.expire(row)
         return False
     values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
     if provider_id and not row.provider_id:
