@@ -38,24 +38,23 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def refuse_control_characters() -> Response | tuple[Response, int] | None:
-        """400 for a NUL or other control character in the path or, under our prefixes, the query.
-
-        No tracking number, code, date or filter has one, and PostgreSQL refuses a
-        NUL in any text. (The SMS webhooks keep theirs: an SMS may hold anything.)
+        """A NUL or other control character in the path (404: nothing lives there) or, under our
+        prefixes, in the query (400): no tracking number, code, date or filter has one, and
+        PostgreSQL refuses a NUL in any text. (The SMS webhooks keep theirs: an SMS may hold anything.)
         """
-        where = ("path" if _CONTROL.search(request.path)
-                 else "query" if request.path.startswith(JSON_PREFIXES) and any(
-                     _CONTROL.search(k) or _CONTROL.search(v) for k, v in request.args.items(multi=True))
-                 else None)
-        if where is None:
+        if _CONTROL.search(request.path):
+            status, reason = 404, "no such path: it contains a control character"
+        elif request.path.startswith(JSON_PREFIXES) and any(
+                _CONTROL.search(k) or _CONTROL.search(v) for k, v in request.args.items(multi=True)):
+            status, reason = 400, "the query contains a control character"
+        else:
             return None
-        reason = f"the {where} contains a control character"
         if not request.path.startswith(JSON_PREFIXES):
-            return Response(reason + "\n", status=400, mimetype="text/plain")
+            return Response(reason + "\n", status=status, mimetype="text/plain")
         if request.path.startswith(JSON_PREFIXES[1]):
             return open311.rows_response("xml" if request.path.endswith(".xml") else "json", "errors", "error",
-                                         [{"code": 400, "description": reason}]), 400
-        return api.error_response(400, reason)
+                                         [{"code": status, "description": reason}]), status
+        return api.error_response(status, reason)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
