@@ -640,6 +640,10 @@ from .agencies.cli import agency, deadlines_group  # noqa: E402 - kept in this s
 main.add_command(agency)
 main.add_command(deadlines_group)
 
+from .workspace.cli import user  # noqa: E402 - kept in this section
+
+main.add_command(user)
+
 
 if __name__ == "__main__":
     main()

@@ -133,6 +133,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPEN311_REQUIRE_KEY", "false", "Require an API token on /open311/v2 (then an agency "
             "token reads only its own reports). Off: public read of non-confidential reports "
             "without personal data.", bool),
+    # The agency workspace (sms_gateway/workspace): web pages for agency staff and central admins.
+    Setting("SECRET_KEY", None, "Signs the workspace's session cookies and CSRF tokens. Unset: a random key "
+            "kept in var/secret-key (one machine only: set it when several machines serve the workspace).",
+            secret=True),
+    Setting("WORKSPACE_HOST_SUFFIX", None, "Domain under which each agency has its own workspace host "
+            "(`kemenhub.<suffix>`; the bare suffix is the central admins'). Needs a DNS wildcard and a proxy "
+            "(README \"Agency workspace\"). Unset: one host serves every user, scoped by account."),
+    Setting("WORKSPACE_LOGIN_LIMIT", "10/minute", "Failed sign-ins allowed per address and per account "
+            "(Flask-Limiter syntax, counted in Redis); the next attempt is refused with 429."),
+    Setting("WORKSPACE_SESSION_IDLE_HOURS", "12", "Hours without a request after which a workspace "
+            "session ends.", float),
+    Setting("WORKSPACE_LINK_HOURS", "72", "Hours a one-time set-password link stays valid.", float),
     Setting("DISPLAY_TIMEZONE", "Asia/Jakarta", "Time zone of the times the command line shows operators "
             "(`messages`, `optout list`), printed with the zone (WIB); JSON output stays UTC."),
     Setting("LOG_LEVEL", "INFO", "Logging level, then optional levels per logger: "

@@ -234,6 +234,17 @@ def add_working_days(start: datetime | date, days: int) -> date:
     return due
 
 
+def working_days_between(start: date, end: date) -> int:
+    """Working days after ``start`` up to and including ``end`` (0 when ``end`` is not later)."""
+    count = 0
+    day = start
+    while day < end:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            count += 1
+    return count
+
+
 # Every report of a day shares its deadlines: computed once per (day, days).
 _MEMO: dict[tuple[date, int], date] = {}
 _MEMO_FOR: Overrides | None = None

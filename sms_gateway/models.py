@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -21,9 +22,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from .db import Base
@@ -163,10 +165,28 @@ class OutboundMessage(Base):
     inbound: Mapped[InboundMessage | None] = relationship(back_populates="replies")
 
 
+# The date the holder of an open report must act by next: disposition, then
+# follow-up, then (ditindaklanjuti) the end of the reporter's window to answer.
+# A generated column, so every writer (ORM, bulk UPDATE, a later batch INSERT)
+# keeps it right, and the workspace inbox sorts and pages on an index
+# (migration 0007). Closed reports, and open ones without a date, sort last.
+NEXT_DUE_SQL = (
+    "COALESCE(CASE WHEN status IN ('selesai', 'diarsipkan') THEN NULL "
+    "WHEN disposed_at IS NULL THEN disposition_due "
+    "WHEN followed_up_at IS NULL THEN followup_due "
+    "ELSE response_due END, '9999-12-31')"
+)
+NO_DUE_DATE = date(9999, 12, 31)
+
+
 class Report(Base):
     """A complaint, suggestion or information request, identified by its tracking number."""
 
     __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_agency_next_due", "agency", "next_due", "id"),
+        Index("ix_reports_next_due", "next_due", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tracking_number: Mapped[str] = mapped_column(String(12), unique=True)
@@ -191,6 +211,7 @@ class Report(Base):
     last_followup_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     response_due: Mapped[date | None] = mapped_column(Date)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_due: Mapped[date] = mapped_column(Date, Computed(NEXT_DUE_SQL, persisted=True))
     # Why the report went where it went: prefix, matched keywords, rule, score.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -205,7 +226,7 @@ class Report(Base):
 
 
 class ReportEvent(Base):
-    """One entry of a report's status history."""
+    """One entry of a report's status history (append-only: see ``_append_only``)."""
 
     __tablename__ = "report_events"
 
@@ -216,7 +237,9 @@ class ReportEvent(Base):
     # citizen_response, auto_close; None for the entry created with the report.
     action: Mapped[str | None] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(64), default="system")
+    # "sms", "system", "reporter", "admin"/"agency:CODE" (API tokens) or a
+    # workspace user's e-mail address (migration 0007 widened it for those).
+    actor: Mapped[str] = mapped_column(String(254), default="system")
     agency: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -328,5 +351,98 @@ class LabelledExample(Base):
     decided_by: Mapped[str | None] = mapped_column(String(16))
     rules_agency: Mapped[str | None] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(24))  # disposition (API), later the workspace's actions
-    actor: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(254))  # as in the history: a workspace user's e-mail too (0007)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# --------------------------------------------------------------------------- workspace (issue 10)
+
+
+class User(Base):
+    """A person who works in the web workspace: staff or admin of an agency, or a central admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(16))  # sms_gateway.workspace.roles
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None: central
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None until the link is used
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(254), default="cli")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser: the cookie holds the token, only its SHA-256 is stored.
+
+    Revoked on logout, on a password change and when the user is disabled; the
+    workspace checks the row on every request, so revocation is immediate.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    realm: Mapped[str] = mapped_column(String(32))  # the host it was opened on (see workspace.hosts)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PasswordLink(Base):
+    """A one-time link to set a password (new account, reset); only its SHA-256 is stored."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CannedAnswer(Base):
+    """A prepared answer to the reporter, offered on reports in ``status``; edited by the agency admin."""
+
+    __tablename__ = "canned_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None: the central admins'
+    status: Mapped[str] = mapped_column(String(24))
+    title: Mapped[str] = mapped_column(String(80))
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(254))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ReportNote(Base):
+    """An internal note on a report, for the staff only (never sent, never in the API's history)."""
+
+    __tablename__ = "report_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    author: Mapped[str] = mapped_column(String(254))
+    agency: Mapped[str | None] = mapped_column(String(32))  # the author's agency; None: central
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AppendOnlyError(RuntimeError):
+    """Somebody tried to change or delete a history entry."""
+
+
+def _append_only(_mapper: Mapper[Any], _connection: Any, target: object) -> None:
+    # Like pretix's LogEntry.delete(): who did what stays as it was written.
+    raise AppendOnlyError(f"{type(target).__name__} is append-only")
+
+
+for _model in (ReportEvent, ReportNote):
+    event.listen(_model, "before_update", _append_only)
+    event.listen(_model, "before_delete", _append_only)

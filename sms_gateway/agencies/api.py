@@ -23,7 +23,7 @@ from ..db import session_factory
 from ..models import MAX_ID, OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
 from ..registry import Registry
 from . import lifecycle, monitoring, push, tokens, views
-from .scope import CENTRAL, Principal, can_see, known_code, units, visible_agencies
+from .scope import CENTRAL, Principal, can_see, delivery_visible, known_code, units, visible_agencies
 from .statuses import STATUSES, overdue_clause
 
 blueprint = Blueprint("agency_api", __name__, url_prefix="/api/v1")
@@ -370,10 +370,10 @@ def _delivery(row: WebhookDelivery) -> dict[str, Any]:
 
 
 def _own_delivery(delivery_id: int) -> WebhookDelivery:
-    session, _registry, principal, _ = _ctx()
+    session, registry, principal, _ = _ctx()
     # An id past the column's range names no row (and would make the database raise).
     row = session.get(WebhookDelivery, delivery_id) if delivery_id <= MAX_ID else None
-    if row is None or not (principal.admin or row.recipient == principal.code):
+    if row is None or not delivery_visible(registry, principal, row.recipient):
         raise ApiError(404, "no such delivery")
     return row
 
@@ -382,10 +382,10 @@ def _own_delivery(delivery_id: int) -> WebhookDelivery:
 @authenticated
 def list_deliveries() -> Response:
     """The caller's webhook delivery log, newest first."""
-    session, _registry, principal, _ = _ctx()
+    session, registry, principal, _ = _ctx()
     query = select(WebhookDelivery)
     if not principal.admin:
-        query = query.where(WebhookDelivery.recipient == principal.code)
+        query = query.where(WebhookDelivery.recipient.in_(sorted(units(registry, principal.code or ""))))
     state = request.args.get("state")
     if state:
         if state not in (push.PENDING, push.DELIVERING, push.DELIVERED, push.FAILED):

@@ -55,12 +55,18 @@ OPTED_OUT = "opted_out"
 
 
 class LifecycleError(Exception):
-    """An action refused: ``status`` is the HTTP status (400 malformed, 422 not allowed), ``reason`` why."""
+    """An action refused: ``status`` is the HTTP status (400 malformed, 422 not allowed), ``reason`` why.
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``key`` and ``params`` name the refusal for pages that say it in the
+    user's language (sms_gateway/workspace/messages.py); ``reason`` is the API's English.
+    """
+
+    def __init__(self, http_status: int, reason: str, key: str = "", **params: object) -> None:
         super().__init__(reason)
-        self.status = status
+        self.status = http_status
         self.reason = reason
+        self.key = key
+        self.params = params
 
 
 @dataclass
@@ -82,14 +88,15 @@ def clean_note(settings: Settings, note: object, *, required: bool = False, what
     """A note as stored: stripped, at most API_NOTE_MAX_LENGTH characters."""
     if note is None or (isinstance(note, str) and not note.strip()):
         if required:
-            raise LifecycleError(400, f"{what} is required")
+            raise LifecycleError(400, f"{what} is required", "required", what=what)
         return None
     if not isinstance(note, str):
         raise LifecycleError(400, f"{what} must be a string")
     note = note.strip()
     if len(note) > settings.API_NOTE_MAX_LENGTH:
         raise LifecycleError(422, f"{what} is {len(note)} characters long; the limit is "
-                             f"{settings.API_NOTE_MAX_LENGTH}")
+                             f"{settings.API_NOTE_MAX_LENGTH}", "too_long", what=what, length=len(note),
+                             limit=settings.API_NOTE_MAX_LENGTH)
     return note
 
 
@@ -100,18 +107,19 @@ def change_status(session: Session, settings: Settings, registry: Registry, repo
     """Move ``report`` to ``status`` if the transition table allows it."""
     now = now or utcnow()
     if status not in STATUSES:
-        raise LifecycleError(422, f"unknown status {status!r} (expected one of {', '.join(STATUSES[1:])})")
+        raise LifecycleError(422, f"unknown status {status!r} (expected one of {', '.join(STATUSES[1:])})",
+                             "unknown_status", status=status)
     if status == RECEIVED:
         raise LifecycleError(422, "diterima is the status of a new report; to give a report back to the "
-                             "central queue, POST …/disposition with return_to_central")
+                             "central queue, POST …/disposition with return_to_central", "status_received")
     allowed = TRANSITIONS[report.status]
     if status not in allowed:
         options = ", ".join(s for s in STATUSES if s in allowed) or "none, it is final"
         raise LifecycleError(422, f"a report that is {report.status} cannot become {status} "
-                             f"(allowed: {options})")
+                             f"(allowed: {options})", "transition", current=report.status, status=status)
     if status in NEEDS_AGENCY and report.agency is None:
         raise LifecycleError(422, f"the report is in the central queue: dispose it to an agency "
-                             f"(POST …/disposition) before it can become {status}")
+                             f"(POST …/disposition) before it can become {status}", "needs_agency", status=status)
     _apply(settings, report, status, now)
     event = _event(session, report, status, "status", note, actor, now)
     return notify_reporter(session, settings, registry, report, event, NOTIFY_TEMPLATE.get(status))
@@ -153,18 +161,20 @@ def dispose(session: Session, settings: Settings, registry: Registry, principal:
     """Give the report to agency ``to``: the admin to any agency, an agency to one of its units."""
     now = now or utcnow()
     if to not in registry.agencies:
-        raise LifecycleError(422, f"unknown agency {to!r}")
+        raise LifecycleError(422, f"unknown agency {to!r}", "unknown_agency", agency=to)
     if report.status not in DISPOSABLE:
-        raise LifecycleError(422, f"a report that is {report.status} cannot be disposed any more")
+        raise LifecycleError(422, f"a report that is {report.status} cannot be disposed any more",
+                             "not_disposable", current=report.status)
     if to == report.agency:
-        raise LifecycleError(422, f"the report is already at {to}")
+        raise LifecycleError(422, f"the report is already at {to}", "already_at", agency=to)
     if not principal.admin:
         assert principal.code is not None
         mine = units(registry, principal.code)
         if to not in mine:
             own = ", ".join(sorted(mine - {principal.code})) or "none"
             raise LifecycleError(422, f"{principal.code} can dispose only to its units ({own}); a report "
-                                 "that is not yours goes back to the central queue (return_to_central)")
+                                 "that is not yours goes back to the central queue (return_to_central)",
+                                 "not_a_unit", agency=to, units=own)
     previous = report.agency
     report.agency = to
     # A person chose the agency: the text becomes a labelled example the rules are measured on.
@@ -185,9 +195,11 @@ def return_to_central(session: Session, settings: Settings, registry: Registry, 
     """"Bukan wewenang": an agency gives the report back to the central queue, saying why."""
     now = now or utcnow()
     if principal.admin:
-        raise LifecycleError(422, "the central admin disposes a report with \"to\": an agency code")
+        raise LifecycleError(422, "the central admin disposes a report with \"to\": an agency code",
+                             "central_cannot_return")
     if report.status not in DISPOSABLE:
-        raise LifecycleError(422, f"a report that is {report.status} cannot be returned to the central queue")
+        raise LifecycleError(422, f"a report that is {report.status} cannot be returned to the central queue",
+                             "not_returnable", current=report.status)
     report.agency = None
     report.disposed_at = None  # the disposition deadline runs again, now for the central admin
     report.status = RECEIVED
@@ -208,7 +220,7 @@ def answer(session: Session, settings: Settings, registry: Registry, report: Rep
     """
     now = now or utcnow()
     if not isinstance(text, str) or not text.strip():
-        raise LifecycleError(400, "text is required: the answer to send to the reporter")
+        raise LifecycleError(400, "text is required: the answer to send to the reporter", "required", what="text")
     text = " ".join(text.split())
     if mode not in ANSWER_MODES:
         raise LifecycleError(400, f"mode must be one of {', '.join(ANSWER_MODES)}")
@@ -219,10 +231,12 @@ def answer(session: Session, settings: Settings, registry: Registry, report: Rep
         parts = gsm.measure(sms_text).segments
         if parts > settings.ANSWER_MAX_SEGMENTS:
             raise LifecycleError(422, f"the answer takes {parts} SMS parts, more than {settings.ANSWER_MAX_SEGMENTS}: "
-                                 "shorten it, or send it with \"mode\": \"shorten\" and a pointer to the full text")
+                                 "shorten it, or send it with \"mode\": \"shorten\" and a pointer to the full text",
+                                 "too_many_parts", parts=parts, limit=settings.ANSWER_MAX_SEGMENTS)
     else:
         if len(text) > ANSWER_MAX_CHARS:
-            raise LifecycleError(422, f"text is {len(text)} characters long; the limit is {ANSWER_MAX_CHARS}")
+            raise LifecycleError(422, f"text is {len(text)} characters long; the limit is {ANSWER_MAX_CHARS}",
+                                 "too_long", what="text", length=len(text), limit=ANSWER_MAX_CHARS)
         if pointer is None:
             pointer_text = registry.render("answer_pointer", tracking=report.tracking_number,
                                            short_code=settings.SHORT_CODE)
@@ -232,7 +246,8 @@ def answer(session: Session, settings: Settings, registry: Registry, report: Rep
             pointer_text = pointer.strip()
             if len(pointer_text) > POINTER_MAX_CHARS or not gsm.is_gsm7(pointer_text):
                 raise LifecycleError(422, f"pointer must be at most {POINTER_MAX_CHARS} GSM-7 characters "
-                                     "(letters, digits, basic punctuation), e.g. a short URL")
+                                     "(letters, digits, basic punctuation), e.g. a short URL", "bad_pointer",
+                                     limit=POINTER_MAX_CHARS)
         sms_text = shorten(header, text, pointer_text)
     if report.status == FOLLOWED_UP:
         _open_response_window(settings, report, now)

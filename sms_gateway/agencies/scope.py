@@ -17,15 +17,18 @@ CENTRAL = "PUSAT"  # how the central queue (reports with no agency) is named in 
 
 @dataclass(frozen=True)
 class Principal:
-    """The holder of an API token: the central admin, or an agency/coordinator code."""
+    """Who acts: an API token's holder (central admin, agency or coordinator code) or a workspace user."""
 
     token_id: int
     admin: bool
     code: str | None  # agency or coordinator code; None for the central admin
+    person: str | None = None  # a workspace user's e-mail address: the history names the person
 
     @property
     def actor(self) -> str:
         """How this caller is written in report histories."""
+        if self.person:
+            return self.person
         return "admin" if self.admin else f"agency:{self.code}"
 
 
@@ -57,6 +60,15 @@ def can_see(registry: Registry, principal: Principal, report: Report) -> bool:
     """True when the report is in the caller's scope."""
     visible = visible_agencies(registry, principal)
     return visible is None or (report.agency is not None and report.agency in visible)
+
+
+def delivery_visible(registry: Registry, principal: Principal, recipient: str) -> bool:
+    """True when a webhook delivery to ``recipient`` is in the caller's scope (its own or its units')."""
+    if principal.admin:
+        return True
+    if principal.code is None:
+        return False
+    return recipient == principal.code or recipient in units(registry, principal.code)
 
 
 def reporter_visible(principal: Principal, report: Report) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -12,8 +13,14 @@ from . import api, apidocs, open311
 JSON_PREFIXES = (api.blueprint.url_prefix or "/api/v1", open311.blueprint.url_prefix or "/open311/v2")
 
 
-def init_app(app: Flask) -> None:
-    """Register ``/api/v1`` (with its reference page ``/api/v1/docs``) and ``/open311/v2``."""
+HtmlErrors = Callable[[HTTPException], Response | HTTPException]
+
+
+def init_app(app: Flask, html_errors: HtmlErrors | None = None) -> None:
+    """Register ``/api/v1`` (with its reference page ``/api/v1/docs``) and ``/open311/v2``.
+
+    Other paths' 404/405 go to ``html_errors`` (the workspace's pages).
+    """
     app.register_blueprint(api.blueprint)
     app.register_blueprint(apidocs.blueprint)
     app.register_blueprint(open311.blueprint)
@@ -22,7 +29,7 @@ def init_app(app: Flask) -> None:
     # them in JSON under our prefixes, and leave every other path as it was.
     def json_errors(exc: HTTPException) -> Response | HTTPException | tuple[Response, int]:
         if not request.path.startswith(JSON_PREFIXES):
-            return exc
+            return html_errors(exc) if html_errors is not None else exc
         status = exc.code or 500
         reason = exc.description or exc.name
         if request.path.startswith(JSON_PREFIXES[1]):

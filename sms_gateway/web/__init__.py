@@ -15,6 +15,8 @@ from ..config import ConfigError, Settings, get_settings, set_settings
 from ..db import get_engine, pending_migrations
 from ..logs import configure_logging
 from ..metrics import GatewayCollector
+from ..workspace import init_app as init_workspace
+from ..workspace.web import error_page
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         blueprint = getattr(module, "blueprint", None)
         if blueprint is not None:
             app.register_blueprint(blueprint)
-    init_agencies(app)  # /api/v1 and /open311/v2
+    init_workspace(app)  # the agency workspace's pages at /
+    init_agencies(app, html_errors=error_page)  # /api/v1 and /open311/v2
+    for status in (400, 429):
+        app.register_error_handler(status, error_page)
     if spool.depth(settings):  # messages spooled before a restart: store them when the database answers
         spool.ensure_replayer(settings)
 
