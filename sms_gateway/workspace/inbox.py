@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -257,13 +258,16 @@ def clock(report: Report, today: date) -> Clock:
 CSV_COLUMNS = ("tracking_number", "created_at", "status", "kind", "category", "special", "agency", "channel",
                "reporter", "text", "disposition_due", "followup_due", "next_due", "overdue")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PHONE = re.compile(r"^\+\d{6,15}$")
 
 
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     # A cell starting like a formula runs as one in a spreadsheet (CSV injection):
-    # a citizen's SMS "=HYPERLINK(…)" must stay text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    # a citizen's SMS "=HYPERLINK(…)" must stay text. A phone number (+62…) is only a number.
+    if text.startswith(_FORMULA_START) and not _PHONE.match(text):
+        return "'" + text
+    return text
 
 
 def csv_rows(session: Session, query: ReportQuery, registry: Registry, principal: Principal,

@@ -14,7 +14,7 @@ import pytest
 from sms_gateway.db import session_factory
 from sms_gateway.jobs import registry_for
 from sms_gateway.workspace import accounts
-from tests.agencies.conftest import WEBHOOK_SECRET, Seeder
+from tests.agencies.conftest import WEBHOOK_SECRET, Seeder, api_as, token_for  # noqa: F401 - shared fixtures
 
 PASSWORD = "kata-sandi-uji-123"
 SUFFIX = "lapor.test"
