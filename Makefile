@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # constrained by the dev lock, so that building the package checks hashes too (--no-build-isolation).
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: install run test lint lock lock-upgrade swagger-ui clean
+.PHONY: install run test lint lock lock-upgrade swagger-ui clean translations screenshots
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock requirements-build.lock
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,19 @@ swagger-ui:
 		&& for f in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$f $(SWAGGER_UI_DIR)/; done && rm -rf $$tmp
 	cd $(SWAGGER_UI_DIR) && sha256sum $(SWAGGER_UI_FILES) > SHA256SUMS
 	@echo "Swagger UI $(SWAGGER_UI) in $(SWAGGER_UI_DIR): set SWAGGER_UI ?= $(SWAGGER_UI) here and the version in README"
+
+# The workspace's English catalogue: extract, merge new messages into en/messages.po
+# (translate the empty ones), compile the .mo that ships in the wheel.
+WS := sms_gateway/workspace
+translations: install
+	$(BIN)/pybabel extract -F $(WS)/babel.cfg -k _ -k gettext -k ngettext:1,2 --no-location --omit-header -o $(WS)/messages.pot .
+	$(BIN)/pybabel update -i $(WS)/messages.pot -d $(WS)/translations -D messages --no-fuzzy-matching -w 120
+	$(BIN)/pybabel compile -d $(WS)/translations -D messages
+	rm $(WS)/messages.pot
+
+# Screenshots of every workspace page (desktop and 360 px) into docs/screenshots/.
+screenshots: install
+	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser.py -k "sqlite and pages"
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*
