@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from .. import deadlines, phone, tracking
@@ -33,7 +33,7 @@ PAGE_SIZE = 50
 SEARCH_MAX = 100
 
 # Queues (folders) in the order the page shows them; "open" is the landing view.
-QUEUES = ("open", "needs_disposition", "new", "due_today", "overdue", "waiting_citizen", "done")
+QUEUES = ("open", "needs_disposition", "new", "due_today", "overdue", "waiting_citizen", "done", "all")
 CHANNELS = ("twilio", "kannel", "modem", "console")
 
 
@@ -56,7 +56,7 @@ class Filters:
     def args(self, **changes: Any) -> dict[str, Any]:
         """The query string of this view (for links: other queue, next page, export)."""
         values: dict[str, Any] = {
-            "queue": self.queue if self.queue != "open" else None,
+            "queue": self.queue,
             "status": ",".join(self.statuses) or None,
             "kind": self.kind, "category": self.category,
             "special": None if self.special is None else ("1" if self.special else "0"),
@@ -66,6 +66,8 @@ class Filters:
             "q": self.q or None,
         }
         values.update(changes)
+        if values["queue"] == ("all" if values["q"] else "open"):
+            values["queue"] = None  # the default: a clean URL
         return {k: v for k, v in values.items() if v not in (None, "")}
 
 
@@ -79,7 +81,8 @@ def _date(raw: str) -> date | None:
 def parse_filters(args: Mapping[str, str], registry: Registry, viewer: Viewer, units: list[str]) -> Filters:
     """Filters from the query string; unusable values become ``problems`` and are ignored."""
     f = Filters()
-    queue = args.get("queue") or "open"
+    # A search without a queue looks everywhere: a tracking number must be found whatever its status.
+    queue = args.get("queue") or ("all" if (args.get("q") or "").strip() else "open")
     if queue in QUEUES:
         f.queue = queue
     else:
@@ -134,6 +137,8 @@ def queue_condition(queue: str, viewer: Viewer, today: date) -> ColumnElement[bo
         return Report.status == FOLLOWED_UP
     if queue == "done":
         return Report.status.in_(CLOSED)
+    if queue == "all":
+        return true()
     return open_
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sms_gateway import gsm
 from sms_gateway.db import session_factory
 from sms_gateway.models import Report
-from tests.workspace.browser import Page, chromium, live, page, screenshot_dir  # noqa: F401 - fixtures
+from tests.workspace.browser import Page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow

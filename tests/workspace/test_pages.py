@@ -45,7 +45,7 @@ def test_the_inbox_counts_its_queues_and_puts_the_nearest_deadline_first(seed, p
         assert "terlambat 2 hari kerja" in html and "1 hari kerja lagi" in html and "3 hari kerja lagi" in html
         counts = dict(re.findall(r'class="queue q-(\w+)"[^>]*>[^<]*<span class="count">(\d+)', html))
         assert counts == {"open": "3", "needs_disposition": "3", "new": "3", "due_today": "0", "overdue": "1",
-                          "waiting_citizen": "0", "done": "1"}
+                          "waiting_citizen": "0", "done": "1", "all": "4"}
         assert _numbers(kemenhub.get("/?queue=overdue").get_data(as_text=True)) == [late]
         assert _numbers(kemenhub.get("/?queue=done").get_data(as_text=True)) == [followed]
 
@@ -88,6 +88,9 @@ def test_filters_and_search_live_in_the_url_and_pages_are_keyset(seed, kemenhub)
     assert "HX-Request" in fragment.headers["Vary"]
     assert _numbers(kemenhub.get("/?q=pulogebang").get_data(as_text=True)) != []
     assert _numbers(kemenhub.get(f"/?q={numbers[7]}").get_data(as_text=True)) == [numbers[7]]
+    seed("KEMENHUB", text="terminal Pulogebang sudah bersih", status="selesai")
+    assert len(_numbers(kemenhub.get("/?q=pulogebang").get_data(as_text=True))) == 2  # a search looks everywhere
+    assert len(_numbers(kemenhub.get("/?q=pulogebang&queue=open").get_data(as_text=True))) == 1
     assert len(_numbers(kemenhub.get("/?channel=kannel&kind=aspirasi").get_data(as_text=True))) == 20
     bad = kemenhub.get("/?status=rusak&kind=aduan").get_data(as_text=True)
     assert "tidak dikenal dan diabaikan" in bad and len(_numbers(bad)) == 50
@@ -221,7 +224,8 @@ def test_agency_admin_pages(settings, seed, people, workspace, kemenhub) -> None
     assert kemenhub.post(f"/admin/staff/{staff.id}/disable").status_code == 302
     assert workspace().login("staf@kemenhub.go.id").status_code == 401
     # Canned answers: offered on reports of that status, edited by the admin.
-    kemenhub.post("/admin/answers", {"status": "diterima", "title": "Terima kasih", "text": "Laporan Anda kami terima."})
+    kemenhub.post("/admin/answers", {"status": "diterima", "title": "Terima kasih",
+                                     "text": "Laporan Anda kami terima."})
     number = seed("KEMENHUB")
     assert "Laporan Anda kami terima." in kemenhub.get(f"/reports/{number}").get_data(as_text=True)
     with session_factory(settings.DATABASE_URL)() as session:
