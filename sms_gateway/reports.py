@@ -67,9 +67,16 @@ def create_report(
     return report
 
 
-def find_by_tracking(session: Session, number: str) -> Report | None:
-    """The report with this tracking number, if any."""
-    return session.scalar(select(Report).where(Report.tracking_number == number))
+def find_by_tracking(session: Session, number: str, *, lock: bool = False) -> Report | None:
+    """The report with this tracking number, if any (None for a malformed number, without a query).
+
+    ``lock`` takes the row for the rest of the transaction (PostgreSQL), so two
+    actions on one report run one after the other.
+    """
+    if not tracking.is_valid(number):
+        return None
+    query = select(Report).where(Report.tracking_number == number)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def last_update(report: Report) -> datetime:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, jobs, optouts, tracking
+from .. import deadlines, jobs, optouts, reports
 from ..config import PACKAGE_DIR, Settings
 from ..db import session_factory
 from ..models import MAX_ID, OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
@@ -105,7 +105,7 @@ def authenticated(view: F) -> F:
                 row.last_used_at = now
                 session.commit()
             g.session, g.registry, g.settings = session, registry, settings
-            g.principal = Principal(token_id=row.id, admin=row.admin, code=row.agency)
+            g.principal = Principal(token_id=row.id, admin=row.admin, code=row.agency, label=row.label)
             return view(*args, **kwargs)
 
     return cast(F, wrapper)
@@ -118,12 +118,7 @@ def _ctx() -> tuple[Session, Registry, Principal, Settings]:
 def _report(number: str, *, lock: bool = False) -> Report:
     """The report ``number`` if the caller may see it; 404 otherwise, whatever the reason."""
     session, registry, principal, _ = _ctx()
-    if not tracking.is_valid(number):
-        raise ApiError(404, NOT_FOUND)
-    query = select(Report).where(Report.tracking_number == number)
-    if lock:
-        query = query.with_for_update()  # one action at a time per report (PostgreSQL)
-    report = session.scalar(query)
+    report = reports.find_by_tracking(session, number, lock=lock)
     if report is None or not can_see(registry, principal, report):
         raise ApiError(404, NOT_FOUND)
     return report

@@ -23,13 +23,15 @@ class Principal:
     admin: bool
     code: str | None  # agency or coordinator code; None for the central admin
     person: str | None = None  # a workspace user's e-mail address: the history names the person
+    label: str | None = None  # an API token's label (who holds it), named after the holder
 
     @property
     def actor(self) -> str:
-        """How this caller is written in report histories."""
+        """How this caller is written in report histories: the person, or the token's holder and label."""
         if self.person:
             return self.person
-        return "admin" if self.admin else f"agency:{self.code}"
+        holder = "admin" if self.admin else f"agency:{self.code}"
+        return f"{holder} ({self.label})" if self.label else holder
 
 
 def units(registry: Registry, code: str) -> frozenset[str]:

@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,7 +30,13 @@ PASSWORD_MAX = 256  # Argon2 takes anything; a bound keeps a megabyte "password"
 EMAIL_MAX = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HASHER = PasswordHasher()  # argon2id with the library's defaults (RFC 9106 low-memory profile)
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the address is unknown, so both answers take as long.
+    # Made on first use: hashing costs ~0.1 s that every web worker would pay at start.
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
@@ -155,7 +162,7 @@ def set_password(session: Session, user: User, password: str, confirm: str,
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The enabled account whose password this is, or None (same work whether or not it exists)."""
     user = find(session, email) if len(email) <= EMAIL_MAX else None
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         ok = len(password) <= PASSWORD_MAX and _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):

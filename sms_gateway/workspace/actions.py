@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import tracking
+from .. import reports
 from ..agencies import lifecycle
 from ..config import Settings
-from ..models import Report
 from ..registry import Registry
 from .access import Viewer, principal_for
 from .messages import refusal
@@ -49,8 +47,7 @@ def bulk(session: Session, settings: Settings, registry: Registry, viewer: Viewe
     result = BulkResult()
     outcomes: list[lifecycle.Outcome] = []
     for number in dict.fromkeys(numbers):  # once each, in the order given
-        report = session.scalar(select(Report).where(Report.tracking_number == number).with_for_update()) \
-            if tracking.is_valid(number) else None
+        report = reports.find_by_tracking(session, number, lock=True)
         if report is None:  # out of scope, or never existed: the same answer
             result.refused.append((number, _("tidak ditemukan di ruang kerja Anda")))
             continue

@@ -36,7 +36,7 @@ from flask_login import UserMixin, current_user, login_user, logout_user
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, gsm, jobs, tracking
+from .. import deadlines, gsm, jobs, reports
 from ..agencies import lifecycle, views
 from ..agencies.scope import CENTRAL, can_see, units
 from ..agencies.statuses import DISPOSABLE, STATUSES, TRANSITIONS, VERIFIED
@@ -395,12 +395,7 @@ def bulk() -> ResponseReturnValue:
 
 def _report(number: str, *, lock: bool = False) -> Report:
     """The report if the viewer may see it; 404 otherwise, whatever the reason."""
-    if not tracking.is_valid(number):
-        abort(404)
-    query = select(Report).where(Report.tracking_number == number)
-    if lock:
-        query = query.with_for_update()
-    report = db().scalar(query)
+    report = reports.find_by_tracking(db(), number, lock=lock)  # in the session's scope
     if report is None:
         abort(404)
     return report

@@ -99,3 +99,12 @@ def test_last_use_is_recorded(settings, client) -> None:
     client.get("/api/v1/reports", headers={"Authorization": f"Bearer {token}"})
     with session_factory(settings.DATABASE_URL)() as s:
         assert s.scalars(select(ApiToken.last_used_at)).one() is not None
+
+
+def test_the_history_names_the_tokens_holder_and_label(settings, client, seed) -> None:
+    _, token = create("kemenhub", "--label", "helpdesk Budi")
+    number = seed("KEMENHUB")
+    r = client.post(f"/api/v1/reports/{number}/status", json={"status": "diverifikasi"},
+                    headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    assert r.json["event"]["actor"] == "agency:KEMENHUB (helpdesk Budi)"

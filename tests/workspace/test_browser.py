@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from sqlalchemy import select
 
@@ -78,8 +79,7 @@ def test_answer_status_change_and_failed_send_reach_the_fake_twilio(page: Page, 
     people("ani@kemenhub.go.id", agency="KEMENHUB", name="Ani Kemenhub")
     page.login(KEMENHUB, "ani@kemenhub.go.id", PASSWORD)
     page.open(KEMENHUB, f"/reports/{number}")
-    page.find("#status form button").click()  # Verifikasi
-    page.wait_for("#status-new")
+    page.submit("#status form button")  # Verifikasi
     page.select("#status-new", "ditindaklanjuti")
     page.fill("#status-note", "sopir sudah dipanggil")
     page.submit("#status form.stack button")
@@ -152,22 +152,20 @@ def test_csv_export_contents_and_keys(page: Page, seed, people) -> None:
     assert len(lines) == 2 and lines[1].startswith(numbers[1]) and "keluhan terminal 1" in lines[1]
     # Keys: / focuses the search, j/k move, Enter opens.
     page.open(KEMENHUB, "/")
-    body_el = page.find("body")
-    body_el.send_keys("/")
+    keys = ActionChains(page.driver)
+    keys.send_keys("/").perform()
     assert page.driver.switch_to.active_element.get_attribute("id") == "search"
-    page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-    page.find("h1").click() if page.all("h1:not(.visually-hidden)") else page.driver.execute_script(
-        "document.activeElement.blur()")
-    body_el.send_keys("j")
-    body_el = page.driver.switch_to.active_element
-    body_el.send_keys("j")
-    current = page.find("tr.report-row.current a.open").text
-    page.driver.switch_to.active_element.send_keys("k")
-    first = page.find("tr.report-row.current a.open").text
-    assert current != first and first == page.all("tr.report-row a.open")[0].text
-    page.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    page.driver.execute_script("document.activeElement.blur()")
+    links = [a.text for a in page.all("tr.report-row a.open")]
+    keys.send_keys("j").perform()
+    assert page.find("tr.report-row.current a.open").text == links[0]
+    keys.send_keys("j").send_keys("j").perform()
+    assert page.find("tr.report-row.current a.open").text == links[2]
+    keys.send_keys("k").perform()
+    assert page.driver.switch_to.active_element.text == links[1]
+    keys.send_keys(Keys.ENTER).perform()
     page.wait_for("#h-thread")
-    assert f"/reports/{first}" in page.driver.current_url
+    assert page.driver.current_url.endswith(f"/reports/{links[1]}")
 
 
 def test_csrf_refusal_rate_limit_and_xss_in_the_browser(page: Page, seed, people) -> None:
@@ -259,8 +257,7 @@ def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, peopl
     page.submit("form[action='/admin/answers'] button")
     _check(page, "admin-answers", folder, problems)
     page.open(KEMENHUB, f"/reports/{numbers[0]}")
-    page.find("#status form button").click()
-    page.wait_for("#status-new")
+    page.submit("#status form button")  # Verifikasi
     page.fill("#answer-text", "Terima kasih, petugas kami sudah menuju terminal Pulogebang.")
     page.submit("#answer-form button[type=submit]")
     work()
