@@ -33,6 +33,12 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, strategy="moving-window", headers_enabled=False)
 
 
+@limiter.request_filter
+def _outside_the_workspace() -> bool:
+    # Only sign-in has limits: webhooks and the API skip the limiter's checks altogether.
+    return request.blueprint != "workspace"
+
+
 def secret_key(settings: Settings) -> str:
     """SECRET_KEY, or a random key kept in var/ for a single-machine install."""
     if settings.SECRET_KEY:

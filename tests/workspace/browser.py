@@ -111,7 +111,14 @@ class Page:
         """Click a submit button and wait for the next page."""
         old = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(old))
+        wait = WebDriverWait(self.driver, 10)
+        wait.until(expected_conditions.staleness_of(old))
+        # A POST answers with a redirect: wait for the page at its end, fully loaded.
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def follow(self, css: str) -> None:
+        """Click a link and wait for the page it opens."""
+        self.submit(css)
 
     def login(self, host: str, email: str, password: str) -> None:
         self.open(host, "/login")

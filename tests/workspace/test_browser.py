@@ -56,8 +56,7 @@ def test_login_inbox_open_dispose_to_a_unit_and_the_units_user_sees_it(page: Pag
     people("pak.kadis@bekasi.go.id", agency="PEMKOTBEKASI", role="admin")
     people("dishub@bekasi.go.id", agency="DISHUBBEKASI")
     page.login(BEKASI, "pak.kadis@bekasi.go.id", PASSWORD)
-    page.find(f'a.open[href="/reports/{number}"]').click()
-    page.wait_for("#dispose-to")
+    page.follow(f'a.open[href="/reports/{number}"]')
     page.select("#dispose-to", "DISHUBBEKASI")
     page.fill("#dispose-note", "mohon dicek tim PJU")
     page.submit("#dispose button[type=submit]")
@@ -68,8 +67,7 @@ def test_login_inbox_open_dispose_to_a_unit_and_the_units_user_sees_it(page: Pag
     assert page.driver.current_url.startswith(f"http://{BEKASI}:")
     page.login(BEKASI, "dishub@bekasi.go.id", PASSWORD)
     assert number in page.text()
-    page.find(f'a.open[href="/reports/{number}"]').click()
-    page.wait_for("#h-history")
+    page.follow(f'a.open[href="/reports/{number}"]')
     assert "mohon dicek tim PJU" in page.text() and "Pak.Kadis" in page.text()
 
 
