@@ -1,4 +1,4 @@
-"""The start-up check every role runs: settings, database, Redis, prefixes.yaml, channels.
+"""The start-up check every role runs: settings, database, Redis, prefixes.yaml, channels, workspace.
 
 Each problem is one line that names the setting, says what is wrong with its
 value and how to fix it. ``sms-gateway`` prints the errors and exits with
@@ -50,6 +50,8 @@ def check(settings: Settings, role: str) -> Findings:
     registry = _registry(settings, found)
     _holidays(settings, found)
     _channels(settings, registry, found)
+    if role in ("web", "run"):
+        _workspace(settings, found)
     return found
 
 
@@ -181,6 +183,38 @@ def _channels(settings: Settings, registry: Registry | None, found: Findings) ->
             f"NOTIFY_SMS_CHANNEL={notify}: {reason}, but prefixes.yaml gives admin numbers "
             f"({', '.join(mask(n) for n in admins[:2])}…); configure that channel, choose another "
             f"NOTIFY_SMS_CHANNEL, or CONSOLE_CHANNELS={notify}")
+
+
+def _workspace(settings: Settings, found: Findings) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(str(settings.WORKSPACE_LOGIN_LIMIT))
+    except ValueError:
+        found.errors.append(f"WORKSPACE_LOGIN_LIMIT={settings.WORKSPACE_LOGIN_LIMIT!r}: expected a rate such as "
+                            "10/minute (the default) or 20 per hour")
+    suffix = settings.WORKSPACE_HOST_SUFFIX
+    if suffix and ("/" in suffix or ":" in suffix or "." not in suffix.strip(".")):
+        found.errors.append(f"WORKSPACE_HOST_SUFFIX={suffix!r}: expected a bare domain such as lapor.go.id "
+                            "(no scheme, port or path); agencies then get kemenhub.lapor.go.id")
+    elif suffix:
+        host = (make_url_host(str(settings.PUBLIC_BASE_URL)) or "").lower()
+        bare = suffix.strip(".").lower()
+        if host != bare and not host.endswith("." + bare):
+            found.warnings.append(f"PUBLIC_BASE_URL={settings.PUBLIC_BASE_URL} is not on WORKSPACE_HOST_SUFFIX="
+                                  f"{suffix}: the set-password links of `sms-gateway user create` use its scheme "
+                                  f"and port with the agencies' hosts under {bare}")
+    if settings.SECRET_KEY is not None and len(str(settings.SECRET_KEY)) < 32:
+        found.errors.append("SECRET_KEY is shorter than 32 characters: anybody who guesses it can sign a "
+                            "session cookie; generate one with `python -c 'import secrets; "
+                            "print(secrets.token_urlsafe(48))'`")
+
+
+def make_url_host(url: str) -> str | None:
+    """The host part of an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname
 
 
 def _admin_numbers(registry: Registry | None) -> list[str]:

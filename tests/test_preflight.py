@@ -132,3 +132,14 @@ def test_readiness_names_redis_url(env: dict[str, str], tmp_path: Path, monkeypa
     monkeypatch.setattr(queue, "LOCAL_REDIS_URL_FILE", tmp_path / "redis.url")
     down = create_app(Settings({**env, "REDIS_URL": ""})).test_client().get("/healthz")
     assert down.status_code == 503 and down.get_json()["redis"].startswith("error: REDIS_URL is not set")
+
+
+def test_workspace_settings_are_checked_before_the_web_starts(env: dict[str, str]) -> None:
+    lines = start(["web"], {**env, "WORKSPACE_LOGIN_LIMIT": "10 kali", "WORKSPACE_HOST_SUFFIX": "https://lapor.go.id",
+                            "SECRET_KEY": "pendek"})
+    assert [line.split("=")[0].split(" ")[0] for line in lines] == [
+        "WORKSPACE_LOGIN_LIMIT", "WORKSPACE_HOST_SUFFIX", "SECRET_KEY"]
+    assert "10/minute" in lines[0] and "bare domain" in lines[1] and "32 characters" in lines[2]
+    fine = check(Settings({**env, "WORKSPACE_HOST_SUFFIX": "lapor.go.id", "SECRET_KEY": "k" * 40}), "web")
+    assert fine.errors == [] and "is not on WORKSPACE_HOST_SUFFIX=lapor.go.id" in fine.warnings[-1]
+    assert check(Settings({**env, "WORKSPACE_LOGIN_LIMIT": "10 kali"}), "worker").errors == []  # web roles only
