@@ -110,6 +110,15 @@ def test_wheel_without_extras_migrates_serves_and_stores_a_signed_webhook(
         assert posted.status_code == 200, log.read_text()
         forged = requests.post(url + "/sms/twilio", data=params, headers={"X-Twilio-Signature": "x"}, timeout=15)
         assert forged.status_code == 403
+        # The workspace's templates, static files and compiled catalogue travel in the wheel.
+        login = requests.get(url + "/login", timeout=15)
+        assert login.status_code == 200 and "Kata sandi" in login.text, log.read_text()
+        assert requests.get(url + "/assets/htmx.min.js", timeout=15).status_code == 200
+        english = run([env_dir / "bin" / "python", "-c",
+                       "from babel.support import Translations; import sms_gateway.workspace.web as w; "
+                       "print(Translations.load(str(w.HERE / 'translations'), ['en']).gettext('Kata sandi'))"],
+                      cwd=work, env=env)
+        assert english.stdout.strip() == "Password"
     finally:
         web.terminate()
         web.wait(timeout=30)
