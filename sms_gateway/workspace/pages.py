@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -115,7 +115,9 @@ def _before() -> ResponseReturnValue | None:
         abort(404)
     if realm.redirect:
         query = f"?{request.query_string.decode()}" if request.query_string else ""
-        return redirect(f"{request.scheme}://{realm.redirect}{request.path}{query}", 308)
+        # Behind the TLS proxy the request itself is http: the public scheme is PUBLIC_BASE_URL's.
+        scheme = urlsplit(str(settings.PUBLIC_BASE_URL)).scheme or request.scheme
+        return redirect(f"{scheme}://{realm.redirect}{request.path}{query}", 308)
     g.realm = realm.key
     if request.endpoint == "workspace.static":
         return None

@@ -201,7 +201,8 @@ def test_each_agency_signs_in_on_its_own_host_only(hosted, seed, people) -> None
     # A unit's staff sign in on the parent's host.
     assert Workspace(hosted, "pemkotbekasi.lapor.test").login("u@dishub.bekasi.go.id").status_code == 302
     unit_host = Workspace(hosted, "dishubbekasi.lapor.test").get("/login?x=1")
-    assert unit_host.status_code == 308 and unit_host.location == "http://pemkotbekasi.lapor.test/login?x=1"
+    # https: the public scheme (PUBLIC_BASE_URL), whatever the proxy speaks to the gateway
+    assert unit_host.status_code == 308 and unit_host.location == "https://pemkotbekasi.lapor.test/login?x=1"
 
 
 def test_an_unknown_subdomain_gets_a_404_page_not_a_login(hosted) -> None:
@@ -232,6 +233,7 @@ def test_the_set_password_link_is_one_time_and_on_the_agencys_host(hosted, setti
     assert ws.post(path, {"password": PASSWORD, "confirm": PASSWORD}).status_code == 302
     assert ws.get(path).status_code == 404  # used
     assert ws.login("kepala@kemenhub.go.id").status_code == 302
+    assert ws.get("/").status_code == 200
     listing = CliRunner().invoke(main, ["user", "list"])
     assert "kepala@kemenhub.go.id" in listing.output and "active" in listing.output
     disabled = CliRunner().invoke(main, ["user", "disable", "kepala@kemenhub.go.id"])
