@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from sms_gateway import gsm
 from sms_gateway.db import session_factory
-from sms_gateway.models import Report
+from sms_gateway.models import Report, WebhookDelivery
 from tests.workspace.browser import Page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
 
@@ -264,6 +264,16 @@ def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, peopl
     _check(page, "report", folder, problems)
     page.open(KEMENHUB, "/admin/staff")
     _check(page, "admin-staff", folder, problems)
+    with session_factory(settings.DATABASE_URL)() as session:  # a delivery log to look at
+        report_id = session.scalar(select(Report.id).where(Report.tracking_number == numbers[1]))
+        session.add_all([
+            WebhookDelivery(idempotency_key="shot-1", recipient="KEMENHUB", event="report.created",
+                            report_id=report_id, payload={}, url="https://helpdesk.dephub.go.id/lapor",
+                            state="delivered", attempts=1, response_status=200),
+            WebhookDelivery(idempotency_key="shot-2", recipient="KEMENHUB", event="report.disposed",
+                            report_id=report_id, payload={}, url="https://helpdesk.dephub.go.id/lapor",
+                            state="failed", attempts=8, response_status=503, error="HTTP 503 Service Unavailable")])
+        session.commit()
     page.open(KEMENHUB, "/admin/webhook")
     _check(page, "admin-webhook", folder, problems)
     page.open(KEMENHUB, "/account")
