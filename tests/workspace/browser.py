@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -109,12 +111,15 @@ class Page:
 
     def submit(self, css: str) -> None:
         """Click a submit button and wait for the next page."""
-        old = self.find("html")
+        # The old document carries a mark; the next one (at the end of a POST's redirect) does not.
+        # Polled by script, not by Selenium's staleness check: mid-navigation chromedriver may answer
+        # that with "Node … does not belong to the document" rather than a stale-element error.
+        mark = secrets.token_hex(8)
+        self.driver.execute_script("document.documentElement.dataset.left = arguments[0]", mark)
         self.find(css).click()
-        wait = WebDriverWait(self.driver, 10)
-        wait.until(expected_conditions.staleness_of(old))
-        # A POST answers with a redirect: wait for the page at its end, fully loaded.
-        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        WebDriverWait(self.driver, 10, ignored_exceptions=(WebDriverException,)).until(lambda d: d.execute_script(
+            "return document.readyState === 'complete' && document.documentElement.dataset.left !== arguments[0]",
+            mark))
 
     def follow(self, css: str) -> None:
         """Click a link and wait for the page it opens."""

@@ -248,3 +248,18 @@ def test_english_is_available(kemenhub) -> None:
     kemenhub.post("/language", {"lang": "en", "next": "/"})
     html = kemenhub.get("/").get_data(as_text=True)
     assert "Inbox" in html and 'lang="en"' in html and "Kotak masuk" not in html
+
+
+def test_a_disposition_from_the_page_is_a_labelled_example_under_the_persons_name(settings, seed, people,
+                                                                                    workspace) -> None:
+    from sms_gateway.models import LabelledExample
+
+    number = seed("PEMKOTBEKASI", text="lampu jalan mati di Harapan Indah")
+    email = "kepala.bidang.lalu.lintas.dinas.perhubungan.kota.bekasi@bekasikota.go.id"  # over 64 characters
+    people(email, agency="PEMKOTBEKASI", role="admin")
+    ws = workspace()
+    ws.login(email)
+    assert ws.post(f"/reports/{number}/dispose", {"to": "DISHUBBEKASI"}).status_code == 302
+    with session_factory(settings.DATABASE_URL)() as session:
+        example = session.scalar(select(LabelledExample))
+    assert (example.agency, example.previous_agency, example.actor) == ("DISHUBBEKASI", "PEMKOTBEKASI", email)
