@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # constrained by the dev lock, so that building the package checks hashes too (--no-build-isolation).
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: install run test lint lock lock-upgrade swagger-ui clean translations screenshots
+.PHONY: install run test lint lock lock-upgrade swagger-ui htmx clean translations screenshots
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock requirements-build.lock
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,19 @@ swagger-ui:
 		&& for f in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$f $(SWAGGER_UI_DIR)/; done && rm -rf $$tmp
 	cd $(SWAGGER_UI_DIR) && sha256sum $(SWAGGER_UI_FILES) > SHA256SUMS
 	@echo "Swagger UI $(SWAGGER_UI) in $(SWAGGER_UI_DIR): set SWAGGER_UI ?= $(SWAGGER_UI) here and the version in README"
+
+# htmx for the workspace's pages, vendored from the npm registry like Swagger UI above:
+# `make htmx HTMX=x.y.z` (npm checks the tarball's integrity; SHA256SUMS lets a test see hand edits).
+HTMX ?= 2.0.11
+HTMX_DIR := sms_gateway/workspace/static/htmx
+
+htmx:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent htmx.org@$(HTMX) >/dev/null && tar xzf htmx.org-$(HTMX).tgz) \
+		&& rm -rf $(HTMX_DIR) && mkdir -p $(HTMX_DIR) \
+		&& cp $$tmp/package/dist/htmx.min.js $$tmp/package/LICENSE $$tmp/package/package.json $(HTMX_DIR)/ \
+		&& rm -rf $$tmp
+	cd $(HTMX_DIR) && sha256sum htmx.min.js LICENSE package.json > SHA256SUMS
+	@echo "htmx $(HTMX) in $(HTMX_DIR): set HTMX ?= $(HTMX) here and the version in README"
 
 # The workspace's English catalogue: extract, merge new messages into en/messages.po
 # (translate the empty ones), compile the .mo that ships in the wheel.

@@ -113,7 +113,7 @@ def test_wheel_without_extras_migrates_serves_and_stores_a_signed_webhook(
         # The workspace's templates, static files and compiled catalogue travel in the wheel.
         login = requests.get(url + "/login", timeout=15)
         assert login.status_code == 200 and "Kata sandi" in login.text, log.read_text()
-        assert requests.get(url + "/assets/htmx.min.js", timeout=15).status_code == 200
+        assert requests.get(url + "/assets/htmx/htmx.min.js", timeout=15).status_code == 200
         english = run([env_dir / "bin" / "python", "-c",
                        "from babel.support import Translations; import sms_gateway.workspace.web as w; "
                        "print(Translations.load(str(w.HERE / 'translations'), ['en']).gettext('Kata sandi'))"],

@@ -1,4 +1,4 @@
-"""The English catalogue covers every message of the workspace, and the compiled .mo matches it."""
+"""What the workspace ships besides code: the English catalogue (complete, compiled) and the vendored htmx."""
 
 from __future__ import annotations
 
@@ -47,3 +47,18 @@ def test_the_compiled_catalogue_is_up_to_date() -> None:
 
     assert pairs(shipped) == pairs(expected), \
         "messages.mo is stale: run `make translations`"
+
+
+def test_the_vendored_htmx_is_as_the_registry_shipped_it() -> None:
+    """htmx changes only with `make htmx`; the workspace's own behaviour lives in workspace.js."""
+    import hashlib
+    import json
+
+    folder = WS / "static" / "htmx"
+    sums = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
+    assert set(sums) == {p.name for p in folder.iterdir()} - {"SHA256SUMS"}
+    for name, digest in sums.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    version = json.loads((folder / "package.json").read_text())["version"]
+    assert f"HTMX ?= {version}" in (PROJECT_ROOT / "Makefile").read_text()
+    assert f"htmx {version}" in (PROJECT_ROOT / "README.md").read_text()
