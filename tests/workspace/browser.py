@@ -49,6 +49,7 @@ def start_chromium() -> WebDriver:
                 f"--window-size={DESKTOP[0]},{DESKTOP[1]}", "--lang=id",
                 "--host-resolver-rules=MAP *.lapor.test 127.0.0.1, MAP lapor.test 127.0.0.1"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})  # console errors, CSP refusals
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from sms_gateway import gsm
@@ -164,6 +166,21 @@ def test_csv_export_contents_and_keys(page: Page, seed, people) -> None:
     keys.send_keys(Keys.ENTER).perform()
     page.wait_for("#h-thread")
     assert page.driver.current_url.endswith(f"/reports/{links[1]}")
+
+
+def test_more_rows_come_by_htmx_under_the_content_security_policy(page: Page, seed, people) -> None:
+    for i in range(55):
+        seed("KEMENHUB", text=f"keluhan {i}")
+    people("ani@kemenhub.go.id", agency="KEMENHUB")
+    page.login(KEMENHUB, "ani@kemenhub.go.id", PASSWORD)
+    assert len(page.all("tr.report-row")) == 50
+    page.driver.execute_script("window.samePage = true")
+    page.find("#more-row a").click()
+    WebDriverWait(page.driver, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.report-row")) == 55)
+    assert page.driver.execute_script("return window.samePage") is True  # swapped in, not a new page
+    assert not page.all("#more-row")
+    errors = [e for e in page.driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []  # no script refused by the CSP, no failed request
 
 
 def test_csrf_refusal_rate_limit_and_xss_in_the_browser(page: Page, seed, people) -> None:
