@@ -243,3 +243,16 @@ def test_the_set_password_link_is_one_time_and_on_the_agencys_host(hosted, setti
         user = session.scalar(select(User).where(User.email == "kepala@kemenhub.go.id"))
         assert user.password_hash.startswith("$argon2id$")
         assert user.name == "Kepala Biro" and user.role == "admin"
+
+
+def test_a_nul_in_a_form_or_the_query_is_a_400_page_not_a_server_error(seed, people, workspace) -> None:
+    number = seed("KEMENHUB")
+    people("a@kemenhub.go.id", agency="KEMENHUB")
+    ws = workspace()
+    ws.login("a@kemenhub.go.id")
+    for response in (ws.get("/?q=bus%00"), ws.get("/export.csv?category=%00"),
+                     ws.post(f"/reports/{number}/note", {"text": "catatan\x00"}),
+                     ws.post(f"/reports/{number}/answer", {"text": "\x00", "mode": "split", "key": "n"})):
+        assert response.status_code == 400
+        assert "Periksa isian Anda" in response.get_data(as_text=True)
+    assert ws.get("/?q=bus%01").status_code == 200  # other control characters are only text
