@@ -109,6 +109,8 @@ def _unauthorized() -> ResponseReturnValue:
 
 @blueprint.before_request
 def _before() -> ResponseReturnValue | None:
+    if request.endpoint == "workspace.static":
+        return None  # public files, on any host: even the unknown host's 404 page is styled
     settings, registry = _settings(), _registry()
     realm = hosts.resolve(registry, settings.WORKSPACE_HOST_SUFFIX, request.host)
     if realm is None:
@@ -119,8 +121,6 @@ def _before() -> ResponseReturnValue | None:
         scheme = urlsplit(str(settings.PUBLIC_BASE_URL)).scheme or request.scheme
         return redirect(f"{scheme}://{realm.redirect}{request.path}{query}", 308)
     g.realm = realm.key
-    if request.endpoint == "workspace.static":
-        return None
     if any("\x00" in key or "\x00" in value
            for params in (request.args, request.form) for key, value in params.items(multi=True)):
         abort(400)  # nobody types a NUL, and PostgreSQL refuses one in any text column

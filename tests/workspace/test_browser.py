@@ -49,8 +49,11 @@ def test_two_agencies_on_two_hosts_never_see_each_others_reports(page: Page, see
     assert kes in page.text() and hub not in page.text()
     page.open(KEMENKES, f"/reports/{hub}")
     assert "Halaman tidak ditemukan" in page.text()
+    page.driver.get_log("browser")
     page.open("nosuch.lapor.test", "/login")
     assert "Halaman tidak ditemukan" in page.text() and not page.all("#password")
+    # The 404 page is itself complete: its script and stylesheet load on the unknown host too.
+    assert [e["message"] for e in page.driver.get_log("browser") if "/assets/" in e["message"]] == []
 
 
 def test_login_inbox_open_dispose_to_a_unit_and_the_units_user_sees_it(page: Page, seed, people, settings) -> None:
@@ -174,6 +177,7 @@ def test_more_rows_come_by_htmx_under_the_content_security_policy(page: Page, se
     people("ani@kemenhub.go.id", agency="KEMENHUB")
     page.login(KEMENHUB, "ani@kemenhub.go.id", PASSWORD)
     assert len(page.all("tr.report-row")) == 50
+    page.driver.get_log("browser")  # drained: only what follows counts (the log is the whole session's)
     page.driver.execute_script("window.samePage = true")
     page.find("#more-row a").click()
     WebDriverWait(page.driver, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.report-row")) == 55)
