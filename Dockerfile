@@ -1,8 +1,9 @@
-# One image, several roles: `web` (gunicorn), `worker`, `scheduler`, `modem`, `db upgrade`.
+# One image, several roles: `web` (gunicorn), `worker`, `sender`, `scheduler`, `modem`, `db upgrade`.
 #   docker build -t sms-gateway .
 #   docker run --env-file gateway.env sms-gateway db upgrade
 #   docker run --env-file gateway.env -p 8000:8000 -v /etc/sms-gateway:/etc/sms-gateway sms-gateway web
 #   docker run --env-file gateway.env -v /etc/sms-gateway:/etc/sms-gateway sms-gateway worker
+#   docker run --env-file gateway.env -v /etc/sms-gateway:/etc/sms-gateway sms-gateway sender
 #   docker run --env-file gateway.env sms-gateway scheduler
 # /etc/sms-gateway holds prefixes.yaml and holidays_override.yaml (PREFIXES_FILE,
 # HOLIDAYS_OVERRIDE_FILE): mount the directory, not the files, so an edit that

@@ -1,8 +1,8 @@
 """Database growth per 100,000 reports, on PostgreSQL and on SQLite (the first-run default).
 
 A sample of reports is made by the gateway itself, the way production makes
-them: signed Twilio webhooks posted to the app (ingest), the RQ jobs run by a
-SimpleWorker (report, first history entry, acknowledgement), the agency's work
+them: signed Twilio webhooks posted to the app (ingest), the inbound pipeline
+and the sender (report, first history entry, acknowledgement), the agency's work
 through the API with an admin token (a report in the central queue is disposed
 to an agency; every report is followed up with a note, answered by SMS and
 closed), one reporter in two asking ``CEK <nomor>``, every SMS sent through the
@@ -131,6 +131,7 @@ class Gateway:
             "HOLIDAYS_OVERRIDE_FILE": str(ROOT / "holidays_override.yaml"),
             "PUBLIC_BASE_URL": PUBLIC_BASE, "TWILIO_ACCOUNT_SID": "ACbench", "TWILIO_AUTH_TOKEN": TOKEN,
             "TWILIO_FROM_NUMBER": "1708", "TWILIO_API_BASE_URL": self.twilio.url, "LOG_LEVEL": "WARNING",
+            "TWILIO_MPS": "100000",  # the local fake has no rate to respect
         })
         set_settings(self.settings)
         upgrade_database(self.settings)
@@ -157,9 +158,15 @@ class Gateway:
             "SmsStatus": "received", "FromCountry": "ID", "ToCountry": "ID"})
 
     def work(self) -> None:
-        """Run every queued job (inbound, sends, pushes) until the queues are empty."""
+        """Process the stored messages (a worker's inbound loop), run every queued job (pushes),
+        send what the outbox holds (the senders), until nothing is left."""
+        from sms_gateway import pipeline, sender
+
+        assert self.settings is not None
+        pipeline.drain(self.settings)
         queues = Queue.all(connection=self.redis)
         SimpleWorker(queues, connection=self.redis).work(burst=True, with_scheduler=False)
+        sender.drain_all(self.settings)
 
     def api(self, token: str, path: str, body: dict[str, Any]) -> None:
         answer = self.client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})

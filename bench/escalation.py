@@ -34,8 +34,8 @@ from sms_gateway.agencies.statuses import overdue_clause  # noqa: E402
 from sms_gateway.cli import upgrade_database  # noqa: E402
 from sms_gateway.config import Settings, set_settings  # noqa: E402
 from sms_gateway.db import session_factory  # noqa: E402
-from sms_gateway.jobs import registry_for  # noqa: E402
 from sms_gateway.models import Escalation, Report  # noqa: E402
+from sms_gateway.registry import registry_for  # noqa: E402
 
 WIB = ZoneInfo("Asia/Jakarta")
 AGENCIES = ["KEMENHUB", "KEMENKES", "POLRI", "PLN", "BPJSKES", "DISHUBBEKASI", None]

@@ -12,8 +12,8 @@ committed INSERT and the RQ enqueue.
     .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--connections 64]
         [--worker-class gevent|gthread] [--database postgresql|sqlite]
 
-Needs Redis on 127.0.0.1:6379 (uses db 14, flushed) and, for PostgreSQL, the
-local server (a scratch database ``bench_ingest`` is created).
+Starts a private redis-server on a free port and, for PostgreSQL, creates a
+scratch database on the local server; both are removed at the end.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 PUBLIC = "https://gateway.bench"
-REDIS = "redis://127.0.0.1:6379/14"
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_BENCH = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = f"bench_ingest_{os.getpid()}"
 
 LUA = r"""
 local bodies, sigs, i = {}, {}, %(offset)d
@@ -141,10 +140,29 @@ def prepare_database(kind: str, tmp: Path) -> str:
         return f"sqlite:///{tmp / 'bench.sqlite3'}"
     engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS bench_ingest WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE bench_ingest"))
+        conn.execute(text(f"CREATE DATABASE {PG_BENCH}"))
     engine.dispose()
-    return PG_BENCH
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_BENCH}"
+
+
+def drop_database(kind: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    if kind == "sqlite":
+        return
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_BENCH} WITH (FORCE)"))
+    engine.dispose()
+
+
+def private_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of our own on a free port (stopped by the caller)."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+    wait_http(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def count_stored(db_url: str) -> int:
@@ -171,16 +189,29 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
 
+
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    db_url = prepare_database(args.database, tmp)
+    redis_proc, redis_url = private_redis(tmp)
+    try:
+        run(args, tmp, db_url, redis_url)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        drop_database(args.database)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path, db_url: str, redis_url: str) -> None:
+    """The interleaved rounds and the report."""
     from redis import Redis
 
     from sms_gateway.cli import upgrade_database
     from sms_gateway.config import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    db_url = prepare_database(args.database, tmp)
     upgrade_database(Settings({"DATABASE_URL": db_url}))
-    Redis.from_url(REDIS).flushdb()
-    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS, "TWILIO_AUTH_TOKEN": TOKEN,
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": TOKEN,
            "PUBLIC_BASE_URL": PUBLIC, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     # Every request the gateway gets is a new message: each run replays the
     # file from where the previous one stopped (a duplicate MessageSid would
@@ -207,7 +238,7 @@ def main() -> None:
                 stop(proc)
     if offset > needed:
         sys.exit(f"only {needed} unique requests were prepared and {offset} were sent: raise `needed`")
-    stored, jobs = count_stored(db_url), Redis.from_url(REDIS).llen("rq:queue:inbound")
+    stored, jobs = count_stored(db_url), Redis.from_url(redis_url).llen("rq:queue:inbound")
 
     def best(name: str) -> dict[str, float]:
         return max(results[name], key=lambda r: r["rate"])
@@ -224,7 +255,6 @@ def main() -> None:
     print(f"ratio gateway/bare: {gw['rate'] / bare['rate']:.2f} (target >= 0.50)")
     print(f"messages stored (each request a new MessageSid): {stored}, handed to the worker in {jobs} RQ jobs "
           f"(one per stored batch; {stored / max(jobs, 1):.1f} messages per job)")
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ fake SMSC, log-level info) answers in three ways, interleaved in each round:
   workers and threads as the gateway) whose body is the reply: Kannel with an
   HTTP application, the ceiling for any get-url service here.
 - ``gateway``: the get-url is the gateway under gunicorn (store, commit,
-  enqueue; empty body), two ``worker.py`` processes parse, create the report
-  and the ack and send it through sendsms (dlr-url included), Kannel delivers
-  it and fetches the DLRs.
+  ring the workers' doorbell; empty body), two ``worker.py`` processes parse,
+  create the report and the ack, one ``sms-gateway sender`` sends it through
+  sendsms (dlr-url included, ``--kannel-mps`` segments/s, ``SEND_CONCURRENCY``
+  calls in flight), Kannel delivers it and fetches the DLRs.
 
 Each way is measured twice:
 
@@ -240,7 +241,8 @@ def run_setup(name: str, args: argparse.Namespace, workdir: Path, db_url: str, f
     env.update({"DATABASE_URL": db_url, "REDIS_URL": args.redis_url,
                 "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "KANNEL_SENDSMS_URL": stack.sendsms_url,
                 "KANNEL_USERNAME": stack.username, "KANNEL_PASSWORD": stack.password,
-                "KANNEL_INBOUND_TOKEN": TOKEN, "SEND_TIMEOUT": "10", "KANNEL_DLR_MASK": str(args.dlr_mask)})
+                "KANNEL_INBOUND_TOKEN": TOKEN, "SEND_TIMEOUT": "10", "KANNEL_DLR_MASK": str(args.dlr_mask),
+                "KANNEL_MPS": str(args.kannel_mps)})
     try:
         if name == "responder":
             procs.append(gunicorn("bench.kannel:responder_app", port, env, workdir / "gunicorn.log",
@@ -251,6 +253,7 @@ def run_setup(name: str, args: argparse.Namespace, workdir: Path, db_url: str, f
                                   args.worker_class))
             for i in range(args.rq_workers):
                 procs.append(start([sys.executable, "worker.py"], env, workdir / f"worker-{i}.log"))
+            procs.append(start([sys.executable, "-m", "sms_gateway", "sender"], env, workdir / "sender.log"))
         stack.start()
         groups = [[p.pid for p in stack.procs.values()], [p.pid for p in procs[:1]], [p.pid for p in procs[1:]]]
         before = [sum(map(tree_cpu, pids)) for pids in groups]
@@ -275,8 +278,11 @@ def main() -> None:
     parser.add_argument("--worker-class", choices=["gevent", "gthread"], default="gevent",
                         help="gunicorn worker class (responder and gateway; as WEB_WORKER_CLASS)")
     parser.add_argument("--threads", type=int, default=8, help="gthread threads per gunicorn worker")
-    parser.add_argument("--rq-workers", type=int, default=2, help="worker.py processes for the gateway")
+    parser.add_argument("--rq-workers", type=int, default=2, help="worker.py processes for the gateway "
+                        "(plus one `sms-gateway sender`)")
     parser.add_argument("--dlr-mask", type=int, default=31, help="KANNEL_DLR_MASK of the gateway")
+    parser.add_argument("--kannel-mps", type=float, default=5000,
+                        help="KANNEL_MPS of the gateway (high: Kannel's fake SMSC, not our limiter, sets the pace)")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed")

@@ -40,7 +40,7 @@ import gammu  # noqa: E402
 from redis import Redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from sms_gateway import ingest, jobs  # noqa: E402
+from sms_gateway import ingest, outbox  # noqa: E402
 from sms_gateway.channels import modem  # noqa: E402
 from sms_gateway.channels.base import IncomingSMS  # noqa: E402
 from sms_gateway.cli import upgrade_database  # noqa: E402
@@ -95,13 +95,12 @@ def inbound_subject(service: modem.ModemService, device: Path, n: int) -> float:
 
 def queue_replies(settings: Settings, n: int) -> None:
     with session_factory(settings.DATABASE_URL)() as session:
-        rows = [jobs.queue_reply(session, key=uuid.uuid4().hex, channel="modem", recipient=f"+62812{i:07d}",
-                                 text="Laporan Anda diterima & diteruskan ke KEMENHUB. Nomor laporan: 27005518. "
-                                      "Cek status: kirim CEK 27005518 ke 1708. Terima kasih.", purpose="ack")
+        rows = [outbox.queue_reply(session, key=uuid.uuid4().hex, channel="modem", recipient=f"+62812{i:07d}",
+                                   text="Laporan Anda diterima & diteruskan ke KEMENHUB. Nomor laporan: 27005518. "
+                                        "Cek status: kirim CEK 27005518 ke 1708. Terima kasih.", purpose="ack")
                 for i in range(n)]
         session.commit()
-    for row in rows:
-        assert jobs.enqueue_send(settings, row)
+    outbox.dispatch(settings, rows)
 
 
 def outbound_baseline(machine: object, n: int) -> float:
@@ -141,7 +140,8 @@ def main() -> None:
     gammurc.write_text(f"[gammu]\nmodel = dummy\nconnection = none\ndevice = {device}\n")
     url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     settings = Settings({"DATABASE_URL": url, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING",
-                         "PREFIXES_FILE": str(ROOT / "prefixes.yaml"), "JOB_RETRY_INTERVALS": "0"})
+                         "PREFIXES_FILE": str(ROOT / "prefixes.yaml"), "JOB_RETRY_INTERVALS": "0",
+                         "MODEM_MPM": "1000000"})  # the dummy phone has no network to wait for
     set_settings(settings)
     upgrade_database(settings)
     Redis.from_url(args.redis_url).flushdb()

@@ -37,8 +37,8 @@ from sms_gateway import deadlines, tracking  # noqa: E402
 from sms_gateway.cli import upgrade_database  # noqa: E402
 from sms_gateway.config import Settings, set_settings  # noqa: E402
 from sms_gateway.db import dispose_engines, session_factory  # noqa: E402
-from sms_gateway.jobs import registry_for  # noqa: E402
 from sms_gateway.models import Report  # noqa: E402
+from sms_gateway.registry import registry_for  # noqa: E402
 from sms_gateway.workspace import accounts, inbox  # noqa: E402
 from sms_gateway.workspace.access import report_scope  # noqa: E402
 

@@ -52,17 +52,19 @@ def preflight(settings: Settings, role: str) -> None:
 # --------------------------------------------------------------------------- processes
 
 def run_worker(queues: list[str] | None = None, burst: bool = False, fork: bool = False) -> int:
-    """Run an RQ worker (with its scheduler, which RQ retries need) on the gateway's queues.
+    """Run a worker: the inbound loop (``pipeline.run_inbound``, in a thread) and an RQ worker
+    (with its scheduler, which RQ retries need) on the gateway's queues.
 
     Jobs run in the worker process itself (RQ's SimpleWorker) unless ``fork``:
     our jobs take milliseconds, and forking a work horse per job would cost more
-    than the job and throw away the parsed registry each time. A worker that
+    than the job and throw away the parsed registry each time. Each worker also runs the inbound
+    loop (stored messages → reports and replies, ``pipeline.run_inbound``). A worker that
     dies mid-job is covered by RQ's abandoned-job handling and our sweeper; a
     Redis outage is waited out (``processes.run_worker``).
     """
     from . import processes
     from . import queue as q
-    from .jobs import registry_for
+    from .registry import registry_for
 
     settings = get_settings()
     preflight(settings, "worker")
@@ -71,12 +73,30 @@ def run_worker(queues: list[str] | None = None, burst: bool = False, fork: bool 
 
 
 @main.command()
-@click.option("--queue", "queues", multiple=True, help="Queue to consume (default: inbound, outbound, default).")
+@click.option("--queue", "queues", multiple=True, help="Queue to consume (default: inbound, default).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked work horse (RQ's default Worker).")
 def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
-    """Run a worker: parse stored SMS, create reports, send replies."""
+    """Run a worker: parse stored SMS, create reports and replies, push agency webhooks."""
     sys.exit(run_worker(list(queues), burst, fork))
+
+
+@main.command()
+@click.option("--channel", "channels", multiple=True,
+              help="Channel to send for (default: every configured one; the modem's are sent by `sms-gateway modem`).")
+@click.option("--burst", is_flag=True, help="Send what is due now and exit.")
+def sender(channels: tuple[str, ...], burst: bool) -> None:
+    """Send the queued SMS from the outbox at each provider's pace (TWILIO_MPS, KANNEL_MPS)."""
+    from . import sender as outbox_sender
+    from .channels.base import NotConfigured, SendError
+
+    settings = get_settings()
+    preflight(settings, "sender")
+    try:
+        names = outbox_sender.sender_channels(settings, list(channels) or None)
+    except (NotConfigured, SendError) as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(outbox_sender.run(settings, names, burst=burst))
 
 
 @main.command()
@@ -148,6 +168,16 @@ def check_alive(settings: Settings, role: str) -> str | None:
         except RedisError as exc:
             return f"{role}: Redis unreachable (REDIS_URL): {exc}"
         return None if alive else f"{role}: none registered in Redis from host {host}"
+    if role == "sender":
+        from redis.exceptions import RedisError
+
+        from .sender import HEARTBEAT_PREFIX
+
+        try:
+            alive = list(q.get_redis(settings).scan_iter(match=f"{HEARTBEAT_PREFIX}{host}:*"))
+        except RedisError as exc:
+            return f"sender: Redis unreachable (REDIS_URL): {exc}"
+        return None if alive else f"sender: none running on host {host}"
     if role == "modem":
         from redis.exceptions import RedisError
 
@@ -168,12 +198,12 @@ def healthcheck(role: str | None) -> None:
     """Exit 0 when this host's ROLE (default: the container's own) is alive; the image's HEALTHCHECK.
 
     web: /livez answers on WEB_BIND; worker, scheduler: registered in Redis from this
-    host; modem: connected and reporting. Liveness only: a database outage does not
+    host; sender: its heartbeat in Redis from this host; modem: connected and reporting. Liveness only: a database outage does not
     make a container unhealthy (restarting it would not help).
     """
     role = role or container_role()
     if role is None:
-        raise click.UsageError("give ROLE (web, worker, scheduler, modem): no `sms-gateway ROLE` runs as PID 1")
+        raise click.UsageError("give ROLE (web, worker, sender, scheduler, modem): no `sms-gateway ROLE` runs as PID 1")
     problem = check_alive(get_settings(), role)
     if problem:
         click.echo(problem, err=True)
@@ -253,7 +283,7 @@ def _private_redis() -> Any:
 @main.command()
 def run() -> None:
     """Run everything on one machine: private Redis if REDIS_URL is unset, migrations,
-    web on WEB_BIND, one worker and the scheduler; a role that dies is restarted. Ctrl-C stops it all."""
+    web on WEB_BIND, one worker, the sender and the scheduler; a role that dies is restarted. Ctrl-C stops it all."""
     from . import queue as q
     from .supervisor import Child, Supervisor
 
@@ -297,6 +327,7 @@ def run() -> None:
 RUN_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("web", ("web",)),
     ("worker", ("worker",)),
+    ("sender", ("sender",)),
     ("scheduler", ("scheduler",)),
 )
 
@@ -440,7 +471,7 @@ def reports_move(old: str, new: str) -> None:
     """Move every report of agency code OLD to NEW (after a rename in prefixes.yaml), with a history entry."""
     from .agencies import codes
     from .db import session_factory
-    from .jobs import registry_for
+    from .registry import registry_for
 
     settings = get_settings()
     registry = registry_for(settings)
@@ -466,7 +497,7 @@ def _parse_one(text: str, registry: Any) -> dict[str, Any]:
 @click.argument("text", required=False)
 def parse_cmd(as_json: bool, jsonl: bool, text: str | None) -> None:
     """Show how TEXT would be read: agency, kind, command, tracking number, flags, matched alias."""
-    from .jobs import registry_for
+    from .registry import registry_for
 
     registry = registry_for(get_settings())
     if jsonl:
@@ -512,11 +543,31 @@ def messages(ctx: click.Context, sender: str | None, limit: int, as_json: bool) 
 @click.argument("outbound_id", type=int)
 def messages_retry(outbound_id: int) -> None:
     """Queue failed outbound SMS OUTBOUND_ID again."""
-    from .jobs import retry_outbound
+    from .outbox import retry
 
-    if not retry_outbound(get_settings(), outbound_id):
-        raise click.ClickException(f"outbound #{outbound_id} is not failed or undelivered, or Redis is down")
+    if not retry(get_settings(), outbound_id):
+        raise click.ClickException(f"outbound #{outbound_id} is not failed or undelivered")
     click.echo(f"outbound #{outbound_id} queued again")
+
+
+@messages.command("throttled")
+@click.option("--json", "as_json", is_flag=True)
+def messages_throttled(as_json: bool) -> None:
+    """Numbers under flood control now: over FLOOD_MAX_MESSAGES in FLOOD_WINDOW, or not answerable."""
+    from .db import session_factory
+    from .pipeline import throttled_senders
+
+    settings = get_settings()
+    with session_factory(settings.DATABASE_URL)() as session:
+        rows = throttled_senders(session, settings)
+    if as_json:
+        click.echo(json.dumps([{**r, "last": r["last"].isoformat()} for r in rows], indent=1))
+        return
+    if not rows:
+        click.echo(f"no number under flood control in the last {settings.FLOOD_WINDOW} s")
+    for r in rows:
+        click.echo(f"{r['number']:16} {r['messages']:6} messages, {r['unanswered']:6} not answered, "
+                   f"last {r['last']:%Y-%m-%d %H:%M:%S}")
 
 
 @main.group()

@@ -83,10 +83,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEND_MAX_ATTEMPTS", "5", "Attempts for a send that fails temporarily before it is marked failed.", int),
     Setting("JOB_RETRY_INTERVALS", "10,30,60,300",
             "Seconds between RQ retries of a failing job (comma-separated, last one repeats)."),
-    Setting("SWEEP_INTERVAL", "60", "Seconds between sweeps that re-enqueue stored messages "
-            "whose job was lost (crash between commit and enqueue).", int),
-    Setting("SWEEP_GRACE", "120", "Age in seconds after which an unprocessed message or "
-            "unsent reply counts as lost by the sweeper.", int),
+    Setting("SWEEP_INTERVAL", "60", "Seconds between sweeps (failing messages whose retry job was lost, "
+            "webhook deliveries) and between the senders' reconciliations of interrupted sends.", int),
+    Setting("SWEEP_GRACE", "120", "Age in seconds after which a message still waiting for a worker is "
+            "reported (and, failing, retried again after the longest retry interval), and (plus "
+            "SEND_TIMEOUT) a send still in progress counts as interrupted.", int),
     Setting("RECONNECT_MAX_DELAY", "10", "Longest wait in seconds between attempts to reach Redis or the "
             "database again during an outage (worker, scheduler, spool replayer; the wait doubles from 0.5 s). "
             "One log line when an outage starts, one when it ends.", float),
@@ -96,6 +97,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOOL_REPLAY_INTERVAL", "5", "Seconds between checks of the local spool (var/spool/), where "
             "webhooks keep inbound SMS while the database is unreachable; the web process stores them when it "
             "is back.", float),
+    # Sending (sms_gateway/sender.py): long-lived senders, per-channel segment rates.
+    Setting("TWILIO_MPS", "10", "SMS segments per second sent through Twilio (all sender processes together): "
+            "1 for a US long code, 10 for most other numbers, 100 for a short code.", float),
+    Setting("KANNEL_MPS", "100", "SMS segments per second handed to Kannel's sendsms (the operator's "
+            "contracted SMPP throughput; set Kannel's own `throughput` to match).", float),
+    Setting("MODEM_MPM", "6", "SMS segments per minute sent through one GSM modem.", float),
+    Setting("SEND_CONCURRENCY", "16", "Provider calls a sender process keeps in flight per channel "
+            "(Twilio and Kannel; the modem sends one at a time).", int),
+    Setting("SEND_BACKLOG_LIMIT", "36000", "Seconds of queued segments (at the channel's rate) beyond which "
+            "the channel counts as overloaded: logged, and shown in /metrics (Twilio keeps a message "
+            "queued for at most 10 hours).", int),
+    Setting("KANNEL_DLR_DEADLINE", "600", "Seconds after an interrupted sendsms call within which Kannel's "
+            "SMSC-accepted report (DLR 8/16) must arrive; without one the reply is sent again.", int),
+    Setting("FLOOD_WINDOW", "3600", "Seconds of the flood-control window: identical texts from one number "
+            "within it make one report, and a flooding number gets at most one reply per window.", int),
+    Setting("FLOOD_MAX_MESSAGES", "10", "Messages from one number within FLOOD_WINDOW beyond which it gets "
+            "no more replies in that window (auto-responder loops, stuck phones). Every message is stored.",
+            int),
     Setting("MODEM_POLL_INTERVAL", "5", "Seconds between reads of the GSM modem's inboxes (`sms-gateway modem`).",
             float),
     Setting("MODEM_MULTIPART_TIMEOUT", "600", "Seconds to wait for the missing parts of a multipart SMS on the "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from .config import PACKAGE_DIR, PROJECT_ROOT
@@ -131,3 +133,39 @@ def pending_migrations(conn: Connection) -> str | None:
         return f"database at revision {current}, which this code does not know (newer code migrated it?)"
     return (f"migrations pending (database at {current or 'an empty schema'}, code needs {head}): "
             "run sms-gateway db upgrade")
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]],
+                returning: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """INSERT ``rows`` (dicts with the same keys) in the session's transaction with one statement.
+
+    On PostgreSQL the rows travel as one JSON document read by
+    ``json_to_recordset`` (as ingest stores messages): the statement text is
+    the same whatever the batch size, so psycopg parses and prepares it once,
+    where a multi-row VALUES list is new text, parsed again, for every batch.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        stmt = insert(table)
+        if returning:
+            return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning),
+                                                                      sort_by_parameter_order=True), rows)]
+        session.execute(stmt, rows)
+        return []
+    # Every name below is one of the table's own columns (table.c raises on anything else).
+    types = ", ".join(f"{table.c[c].name} {table.c[c].type.compile(dialect)}" for c in columns)
+    names = ", ".join(table.c[c].name for c in columns)
+    returned = ", ".join(table.c[c].name for c in returning)
+    sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608 - names from the table
+           f"FROM json_to_recordset(%s::json) AS t({types})" + (f" RETURNING {returned}" if returning else ""))
+    result = session.connection().exec_driver_sql(sql, (json.dumps(rows, default=_json_value),))
+    return [tuple(r) for r in result] if returning else []
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,21 +1,21 @@
-"""The one path every inbound SMS takes: store, commit, then enqueue its id.
+"""The one path every inbound SMS takes: store, commit, then wake the workers.
 
 ``accept`` returns only after the message is committed; the channel answers
-the provider after that. Enqueueing happens after the commit so the worker
-never looks for a row that is not there yet; if Redis is down at that moment
-the message is still stored and the sweeper enqueues it later. A provider
+the provider after that. The stored row is the work item: the workers' inbound
+loops claim ``received`` messages from the database (``pipeline``), and the
+writer only rings their doorbell in Redis after the commit, so a worker never
+looks for a row that is not there yet. If Redis is down at that moment the
+message is still stored and a worker finds it within a second. A provider
 retry of the same message meets the unique (channel, external_id) key and is
 answered as a duplicate: nothing new is stored and nothing new is sent.
 
 Group commit: the requests of one process (greenlets under the default gevent
 workers, threads under gthread) hand their messages to one writer, which
-stores whatever is waiting in one INSERT and one COMMIT
-and enqueues one RQ job for the batch (``jobs.process_inbound_batch``, which
-processes each id as ``process_inbound`` would). Under light load a batch is
-one message, enqueued as its own ``process_inbound`` job, and nothing waits;
-under a surge the cost of the commit, the Redis round trip and the RQ job is
-shared by the batch (docs/BENCHMARKS.md). A batch the database refuses is
-stored again message by message, so one bad message cannot fail the others.
+stores whatever is waiting in one INSERT and one COMMIT and rings the doorbell
+once. Under light load a batch is one message and nothing waits; under a surge
+the cost of the commit and the Redis round trip is shared by the batch
+(docs/BENCHMARKS.md). A batch the database refuses is stored again message by
+message, so one bad message cannot fail the others.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, select, tuple_
 from sqlalchemy.dialects import sqlite
 
-from . import phone
+from . import phone, queue
 from .channels.base import IncomingSMS
 from .config import Settings
 from .db import get_engine
@@ -56,7 +56,7 @@ class Accepted:
 
     inbound_id: int
     created: bool
-    enqueued: bool
+    enqueued: bool  # the workers' doorbell rang (False: Redis was down; a worker finds it anyway)
 
 
 def accept(settings: Settings, sms: IncomingSMS) -> Accepted:
@@ -335,6 +335,4 @@ def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[K
 
 
 def _enqueue(settings: Settings, inbound_ids: list[int]) -> bool:
-    from .jobs import enqueue_processing  # here: jobs imports the channels, which import this module
-
-    return enqueue_processing(settings, inbound_ids)
+    return queue.enqueue_processing(settings, inbound_ids)

@@ -32,8 +32,10 @@ def latest(settings: Settings, number: str | None = None, limit: int = 20) -> li
         for m in inbound:
             rows.append({
                 "direction": "in", "id": m.id, "time": m.received_at.isoformat(), "channel": m.channel,
-                "state": m.state + (" (incomplete)" if m.incomplete else ""), "number": m.sender,
-                "tracking": m.report.tracking_number if m.report else None, "text": m.text,
+                "state": m.state + (" (incomplete)" if m.incomplete else "")
+                + (f" (no reply: {m.no_reply})" if m.no_reply else ""), "number": m.sender,
+                "tracking": m.report.tracking_number if m.report else (m.parsed or {}).get("repeat_of"),
+                "text": m.text,
                 "error": m.error, "external_id": m.external_id,
             })
         for o in outbound:

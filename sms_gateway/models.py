@@ -24,6 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -106,6 +109,8 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),
         Index("ix_inbound_state_received", "state", "received_at"),
+        # Flood control counts a number's messages in a window (migration 0005).
+        Index("ix_inbound_sender_received", "sender", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -126,6 +131,11 @@ class InboundMessage(Base):
     # How the parser read it (kind, agency, command, flags) for operators.
     parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Why this message got no reply (migration 0005, pipeline.flood_control):
+    # "flood" (the number sent too many messages in FLOOD_WINDOW and had its
+    # one reply of the window), "unreplyable" (an alphanumeric sender or a
+    # short code, answered once per window at most). None: answered normally.
+    no_reply: Mapped[str | None] = mapped_column(String(16))
 
     report: Mapped[Report | None] = relationship(back_populates="inbound", uselist=False)
     replies: Mapped[list[OutboundMessage]] = relationship(
@@ -137,7 +147,13 @@ class OutboundMessage(Base):
     """An SMS the gateway sends: acknowledgement, status reply, help, notification."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_state_updated", "state", "updated_at"),)
+    __table_args__ = (
+        Index("ix_outbound_state_updated", "state", "updated_at"),
+        # The senders' claim: the queued rows of one channel, best lane first,
+        # oldest first (migration 0005). Partial: sent rows never slow it down.
+        Index("ix_outbound_claim", "channel", "lane", "id",
+              postgresql_where=sql_text("state = 'queued'"), sqlite_where=sql_text("state = 'queued'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Makes "create the reply" idempotent: a re-run job finds the existing row.
@@ -149,7 +165,14 @@ class OutboundMessage(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default=OutboundState.QUEUED)
+    # Priority lane (outbox.REPLY, NOTIFICATION, BULK): a lower lane is sent first.
+    lane: Mapped[int] = mapped_column(Integer, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not sent before this time: the backoff after a temporary failure.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the current (or last) attempt was claimed: reconciliation asks the
+    # provider what it received since then.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     provider_id: Mapped[str | None] = mapped_column(String(128), index=True)
     provider_status: Mapped[str | None] = mapped_column(String(32))  # raw, as reported
     error_code: Mapped[str | None] = mapped_column(String(32))
@@ -214,6 +237,10 @@ class Report(Base):
     next_due: Mapped[date] = mapped_column(Date, Computed(NEXT_DUE_SQL, persisted=True))
     # Why the report went where it went: prefix, matched keywords, rule, score.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The same text again from the same number within FLOOD_WINDOW adds no
+    # report: it counts here (migration 0005).
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    last_repeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow

@@ -34,3 +34,10 @@ def mask(number: str | None) -> str:
     if len(number) <= 5:
         return "*" * len(number)
     return number[:5] + "*" * (len(number) - 7) + number[-2:]
+
+
+def can_receive_replies(number: str) -> bool:
+    """False for senders no SMS can answer: alphanumeric sender ids (``TELKOMSEL``) and
+    short codes (``1708``, ``3636``), which are often other machines answering back."""
+    digits = number[1:] if number.startswith("+") else number
+    return digits.isdigit() and len(digits) >= 8

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from rq.exceptions import StopRequested
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 
+from . import pipeline
 from . import queue as q
 from .config import Settings
 from .outage import REDIS_DOWN, Outage
@@ -207,7 +209,27 @@ class GatewayForkWorker(_GatewayWorkerMixin, Worker):
 
 
 def run_worker(settings: Settings, queues: list[str], burst: bool = False, fork: bool = False) -> int:
-    """Work ``queues`` until stopped; after a Redis outage RQ gave up on, wait for Redis and start again."""
+    """Work ``queues`` until stopped; after a Redis outage RQ gave up on, wait for Redis and start again.
+
+    With the ``inbound`` queue, the inbound loop (``pipeline.run_inbound``) runs
+    beside RQ in a thread, claiming stored messages from the database; it
+    rides out outages by itself and stops with the worker.
+    """
+    if q.INBOUND in queues and burst:
+        pipeline.drain(settings)
+    if q.INBOUND not in queues or burst:
+        return _run_rq(settings, queues, burst, fork)
+    stop = threading.Event()
+    inbound = threading.Thread(target=pipeline.run_inbound, args=(settings, stop), name="inbound")
+    inbound.start()
+    try:
+        return _run_rq(settings, queues, burst, fork)
+    finally:
+        stop.set()
+        inbound.join()
+
+
+def _run_rq(settings: Settings, queues: list[str], burst: bool, fork: bool) -> int:
     connection = q.get_redis(settings)
     outage = Outage("Redis", log, settings.RECONNECT_MAX_DELAY)
     worker_class = GatewayForkWorker if fork else GatewayWorker

@@ -546,3 +546,46 @@ class RegistryHolder:
             self._registry, self.last_error = registry, None
             self._stamp = self._file_stamp()  # now with the files this version was read from
             return registry
+
+
+_HOLDERS: dict[str, RegistryHolder] = {}
+
+
+_CHECKED_VERSIONS: dict[tuple[str, str], str] = {}
+
+
+def registry_for(settings: Any) -> Registry:
+    """The registry in force for this process (``settings.PREFIXES_FILE``, re-read when it changes)."""
+    path = str(settings.PREFIXES_FILE)
+    holder = _HOLDERS.get(path)
+    if holder is None:
+        holder = _HOLDERS[path] = RegistryHolder(path)
+    registry = holder.get()
+    key = (path, str(settings.DATABASE_URL))
+    if _CHECKED_VERSIONS.get(key) != registry.version:  # loaded or reloaded: do reports hold dropped codes?
+        _CHECKED_VERSIONS[key] = registry.version
+        _warn_orphaned_codes(settings, registry)
+    return registry
+
+
+def _warn_orphaned_codes(settings: Any, registry: Registry) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .agencies import codes
+    from .db import session_factory
+
+    try:
+        with session_factory(settings.DATABASE_URL)() as session:
+            found = codes.orphaned(session, registry)
+    except SQLAlchemyError as exc:  # a warning's own check must not stop the job that reloaded
+        log.warning("could not check reports for agency codes dropped from %s: %s", registry.path,
+                    str(exc).splitlines()[0])
+        return
+    for line in codes.describe(found):
+        log.warning("%s: %s", registry.path, line)
+
+
+def forget_registries() -> None:
+    """Drop the registries held by this process (tests that change the file's path or content)."""
+    _HOLDERS.clear()
+    _CHECKED_VERSIONS.clear()

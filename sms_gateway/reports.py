@@ -16,11 +16,22 @@ STATUS_RECEIVED = "diterima"
 
 def new_tracking_number(session: Session) -> str:
     """A tracking number not used yet (random, so collisions are rare; checked anyway)."""
+    return new_tracking_numbers(session, 1)[0]
+
+
+def new_tracking_numbers(session: Session, count: int) -> list[str]:
+    """``count`` distinct tracking numbers not used yet, checked with one query per round."""
+    numbers: list[str] = []
     for _ in range(20):
-        number = tracking.generate()
-        if session.scalar(select(Report.id).where(Report.tracking_number == number)) is None:
-            return number
-    raise RuntimeError("could not find a free tracking number in 20 tries")
+        wanted = count - len(numbers)
+        if wanted <= 0:
+            return numbers
+        candidates = {tracking.generate() for _ in range(wanted)} - set(numbers)
+        taken = set(session.scalars(select(Report.tracking_number).where(Report.tracking_number.in_(candidates))))
+        numbers.extend(c for c in candidates if c not in taken)
+    if len(numbers) >= count:
+        return numbers[:count]
+    raise RuntimeError("could not find free tracking numbers in 20 tries")
 
 
 def create_report(
@@ -41,8 +52,8 @@ def create_report(
     evidence: dict[str, Any] | None = None,
     received_at: datetime | None = None,
 ) -> Report:
-    """Add a report in status ``diterima`` with its first history entry (not committed)."""
-    report = Report(
+    """Add a report in status ``diterima`` with its first history entry (flushed, not committed)."""
+    report = build_report(
         tracking_number=new_tracking_number(session),
         inbound_id=inbound_id,
         channel=channel,
@@ -57,13 +68,21 @@ def create_report(
         disposition_due=disposition_due,
         followup_due=followup_due,
         evidence=evidence,
-        status=STATUS_RECEIVED,
-        created_at=received_at or utcnow(),
+        received_at=received_at,
     )
-    report.events.append(ReportEvent(status=STATUS_RECEIVED, agency=agency, actor="sms",
-                                     note="diterima melalui SMS"))
     session.add(report)
     session.flush()
+    return report
+
+
+def build_report(*, tracking_number: str, received_at: datetime | None = None, agency: str | None,
+                 **fields: Any) -> Report:
+    """A new report in status ``diterima`` with its first history entry, in no session yet
+    (the pipeline adds a batch of them with one flush)."""
+    report = Report(tracking_number=tracking_number, agency=agency, status=STATUS_RECEIVED,
+                    created_at=received_at or utcnow(), repeats=0, **fields)
+    report.events.append(ReportEvent(status=STATUS_RECEIVED, agency=agency, actor="sms",
+                                     note="diterima melalui SMS"))
     return report
 
 
@@ -84,3 +103,15 @@ def last_update(report: Report) -> datetime:
     if report.events:
         return max(e.created_at for e in report.events)
     return report.updated_at or report.created_at
+
+
+def report_row(*, tracking_number: str, received_at: datetime, **fields: Any) -> dict[str, Any]:
+    """The columns of a new report for a batch insert (``db.insert_rows``); see ``create_report``."""
+    return {"tracking_number": tracking_number, "status": STATUS_RECEIVED, "repeats": 0, "created_at": received_at,
+            "updated_at": utcnow(), **fields}
+
+
+def first_event_row(report_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The first history entry of a report inserted from ``row``."""
+    return {"report_id": report_id, "status": STATUS_RECEIVED, "action": None, "note": "diterima melalui SMS",
+            "actor": "sms", "agency": row["agency"], "created_at": utcnow()}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -75,25 +77,59 @@ class HttpRecorder:
 
 
 class FakeTwilioAPI(HttpRecorder):
-    """Twilio's Messages API on loopback: 201 with a SID, or a scripted error."""
+    """Twilio's Messages API on loopback: create (201 with a SID, or a scripted error) and list.
+
+    Created messages are kept like Twilio keeps them, so ``GET …/Messages.json?To=…``
+    answers the same JSON page the real API does (newest first), for reconciliation.
+    """
 
     def __init__(self) -> None:
         self.failures: list[tuple[int, dict[str, Any]]] = []
+        # Load tests: answer 429 to everything until this time.time(), and 500
+        # (creating nothing) to POSTs for which ``fail_500`` says so.
+        self.throttle_until = 0.0
+        self.fail_500: Callable[[dict[str, str]], bool] | None = None
         self.counter = 0
+        self.created: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
         super().__init__(responder=self._respond)
 
     def _respond(self, req: RecordedRequest) -> tuple[int, dict[str, Any]]:
-        if self.failures:
-            return self.failures.pop(0)
-        self.counter += 1
-        sid = f"SMfake{self.counter:026d}"
-        return 201, {"sid": sid, "status": "queued", "to": req.form.get("To"), "from": req.form.get("From"),
-                     "body": req.form.get("Body"), "num_segments": "1",
-                     "account_sid": "ACtest", "date_created": None, "error_code": None}
+        if req.method == "GET":
+            return 200, self._list(req)
+        with self._lock:
+            if self.failures:
+                return self.failures.pop(0)
+        if time.time() < self.throttle_until:
+            return 429, {"code": 20429, "message": "Too Many Requests", "status": 429}
+        if self.fail_500 is not None and self.fail_500(req.form):
+            return 500, {"code": 20500, "message": "Internal Server Error", "status": 500}
+        return 201, self.create(req.form.get("To", ""), req.form.get("Body", ""), req.form.get("From"))
+
+    def create(self, to: str, body: str, from_: str | None = "1708") -> dict[str, Any]:
+        """Keep a message as Twilio would after accepting it (also: one a killed sender got through)."""
+        with self._lock:
+            self.counter += 1
+            sid = f"SMfake{self.counter:026d}"
+            message = {"sid": sid, "status": "queued", "to": to, "from": from_, "body": body, "num_segments": "1",
+                       "account_sid": "ACtest", "direction": "outbound-api", "error_code": None,
+                       "date_created": formatdate(time.time(), usegmt=True), "date_sent": None,
+                       "date_updated": formatdate(time.time(), usegmt=True),
+                       "uri": f"/2010-04-01/Accounts/ACtest/Messages/{sid}.json"}
+            self.created.append(message)
+        return message
+
+    def _list(self, req: RecordedRequest) -> dict[str, Any]:
+        path, _, query = req.path.partition("?")
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        found = [m for m in reversed(self.created) if "To" not in params or m["to"] == params["To"]]
+        size = int(params.get("PageSize", 50))
+        return {"messages": found[:size], "end": min(size, len(found)) - 1, "first_page_uri": path, "page": 0,
+                "page_size": size, "next_page_uri": None, "previous_page_uri": None, "start": 0, "uri": req.path}
 
     @property
     def messages(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/Messages.json")]
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Messages.json")]
 
     def fail_next(self, status: int, code: int | None = None, message: str = "error") -> None:
         body: dict[str, Any] = {"status": status, "message": message}

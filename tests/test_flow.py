@@ -7,15 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from sms_gateway import jobs, tracking
+from sms_gateway import jobs, pipeline, tracking
+from sms_gateway import queue as q
 from sms_gateway.config import PROJECT_ROOT, Settings, set_settings
 from sms_gateway.db import session_factory
-from sms_gateway.models import InboundMessage, OptOut, OutboundMessage, Report, utcnow
+from sms_gateway.models import InboundMessage, OptOut, OutboundMessage, Report
+from sms_gateway.registry import forget_registries
 from tests.channels.test_twilio import count, only, post_signed, sms_params
 from tests.conftest import run_jobs
 
@@ -135,67 +136,31 @@ def test_reply_committed_but_never_enqueued_is_sent_on_rerun(client, settings, r
     assert len(fake_twilio.messages) == 1
 
 
-def test_sweeper_recovers_messages_whose_job_was_lost(env, client, redis_conn, fake_twilio) -> None:
-    settings = Settings({**env, "SWEEP_GRACE": "0", "JOB_RETRY_INTERVALS": "0"})
-    set_settings(settings)
-    post_signed(client, sms_params())
-    redis_conn.flushdb()  # Redis lost the job (crash, flush, failover) after the commit
-    run_jobs(settings)
-    assert len(fake_twilio.messages) == 0
-    time.sleep(0.01)
-    assert jobs.sweep()["inbound"] == 1
-    run_jobs(settings)
-    assert len(fake_twilio.messages) == 1
-    assert only(settings, InboundMessage).state == "processed"
+def test_a_message_stored_while_redis_was_down_is_found_by_the_inbound_loop(env, client, redis_conn,
+                                                                           fake_twilio) -> None:
+    """No doorbell rang (Redis was down when it was stored): a worker's loop finds it anyway."""
+    import threading
 
-
-def test_sweeper_leaves_a_backlog_alone_and_recovers_what_was_lost_before_it(env, settings, redis_conn) -> None:
-    """A surge: the worker is minutes behind. Queued messages are not lost; one whose job was is."""
-    import time_machine
-    from rq import Queue
-
-    from sms_gateway import ingest
+    from sms_gateway import ingest, pipeline
     from sms_gateway.channels.base import IncomingSMS
 
-    def sms(sid: str) -> IncomingSMS:
-        return IncomingSMS(channel="twilio", external_id=sid, sender="081234567890", text="PLN ADUAN mati")
-
-    start = utcnow()
-    with time_machine.travel(start, tick=False):
-        lost = ingest.accept(Settings({**env, "REDIS_URL": "redis://127.0.0.1:9/0"}), sms("SML"))
-    assert not lost.enqueued  # stored while Redis was unreachable
-    with time_machine.travel(start + timedelta(minutes=5), tick=False):
-        queued = [ingest.accept(settings, sms(f"SMQ{i}")).inbound_id for i in range(3)]
-    inbound = Queue("inbound", connection=redis_conn)
-    assert len(inbound.job_ids) == 3
-    with time_machine.travel(start + timedelta(minutes=30), tick=False):  # nobody has worked the queue
-        assert jobs.sweep()["inbound"] == 1
-    assert inbound.job_ids[-1] == f"inbound-{lost.inbound_id}"  # only the lost one, behind the backlog
-    assert len(inbound.job_ids) == 4 and lost.inbound_id not in queued
-
-
-def test_sweeper_marks_sends_interrupted_mid_call_failed_and_visible(env, client, fake_twilio) -> None:
-    settings = Settings({**env, "SWEEP_GRACE": "0"})
+    settings = Settings(env)
     set_settings(settings)
-    post_signed(client, sms_params())
-    jobs.process_inbound(only(settings, InboundMessage).id)
-    out = only(settings, OutboundMessage)
-    with session_factory(settings.DATABASE_URL)() as s:  # the worker died during the provider call
-        s.execute(update(OutboundMessage).values(state="sending", updated_at=utcnow() - timedelta(minutes=5)))
-        s.commit()
-    assert jobs.sweep()["interrupted"] == 1
-    out = only(settings, OutboundMessage)
-    assert (out.state, out.error_code) == ("failed", "interrupted")
-    from click.testing import CliRunner
-
-    from sms_gateway.cli import main
-
-    listing = CliRunner().invoke(main, ["messages", "--from", "081234567890"])
-    assert "failed" in listing.output and "interrupted" in listing.output
-    assert "+62812*****90" in listing.output or "+6281234567890" in listing.output
-    assert CliRunner().invoke(main, ["messages", "retry", str(out.id)]).exit_code == 0
+    stored = ingest.accept(Settings({**env, "REDIS_URL": "redis://127.0.0.1:9/0"}), IncomingSMS(
+        channel="twilio", external_id="SMlost", sender="081234567890", text="PLN ADUAN listrik mati"))
+    assert stored.created and not stored.enqueued and redis_conn.llen(q.INBOUND_WAKE) == 0
+    stop = threading.Event()
+    loop = threading.Thread(target=pipeline.run_inbound, args=(settings, stop))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 5
+        while only(settings, InboundMessage).state != "processed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(5)
+    assert only(settings, InboundMessage).state == "processed"
     run_jobs(settings)
-    assert only(settings, OutboundMessage).state == "sent"
     assert len(fake_twilio.messages) == 1
 
 
@@ -208,7 +173,7 @@ def test_processing_failure_is_recorded_and_retried(env, client, monkeypatch) ->
     assert msg.state == "received"
     assert "cannot read" in msg.error
     set_settings(Settings(env))
-    jobs._HOLDERS.clear()
+    forget_registries()
     jobs.process_inbound(msg.id)
     assert only(settings, InboundMessage).state == "processed"
 
@@ -223,10 +188,12 @@ def test_healthz(client, env) -> None:
 
 
 @pytest.mark.slow
-def test_real_worker_process_answers_a_signed_webhook(client, settings, env, fake_twilio) -> None:
-    """worker.py as operators run it: a separate process with the RQ scheduler."""
+def test_real_worker_and_sender_processes_answer_a_signed_webhook(client, settings, env, fake_twilio) -> None:
+    """worker.py and `sms-gateway sender` as operators run them: separate processes."""
     proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], cwd=PROJECT_ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sender = subprocess.Popen([sys.executable, "-m", "sms_gateway", "sender"], cwd=PROJECT_ROOT,
+                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         post_signed(client, sms_params(body="KEMENKES ADUAN klinik minta bayar antigen 300rb"))
         deadline = time.monotonic() + 30
@@ -241,8 +208,12 @@ def test_real_worker_process_answers_a_signed_webhook(client, settings, env, fak
         assert "diterima" in fake_twilio.messages[1].form["Body"]
     finally:
         proc.send_signal(signal.SIGTERM)
+        sender.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0].decode()
+        sender_output = sender.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
+    assert sender.returncode == 0, sender_output
+    assert "sender: stopped (console: sent 0, failed 0, twilio: sent 2, failed 0" in sender_output
 
 
 def test_metrics_show_messages_reports_and_queues(client, settings, work) -> None:
@@ -254,9 +225,9 @@ def test_metrics_show_messages_reports_and_queues(client, settings, work) -> Non
     assert 'sms_gateway_queue_jobs{queue="inbound"} 0.0' in body
 
 
-def test_a_batch_job_hands_a_failing_message_to_its_own_job(settings, redis_conn, fake_twilio, monkeypatch,
-                                                            work) -> None:
-    """One stored batch, one RQ job; a message that raises is retried alone, the others go on."""
+def test_a_failing_message_is_retried_on_its_own_and_its_batch_goes_on(settings, redis_conn, fake_twilio,
+                                                                      monkeypatch, work) -> None:
+    """One batch, one transaction; a message that raises is retried alone by an RQ job, the others go on."""
     from rq import Queue
 
     from sms_gateway import ingest
@@ -267,24 +238,25 @@ def test_a_batch_job_hands_a_failing_message_to_its_own_job(settings, redis_conn
         IncomingSMS(channel="twilio", external_id=f"SMB{i}", sender=f"08123456780{i}", text=text)
         for i, text in enumerate(texts)])
     ids = [r.inbound_id for r in stored]  # type: ignore[union-attr]
-    assert Queue("inbound", connection=redis_conn).job_ids == [f"inbound-batch-{ids[0]}"]
+    assert Queue("inbound", connection=redis_conn).job_ids == []  # the workers' loop claims them
 
-    real = jobs._process_inbound
+    real = pipeline.respond
 
-    def database_hiccup(settings_: Settings, inbound_id: int) -> str:
-        if inbound_id == ids[1]:
-            raise RuntimeError("server closed the connection unexpectedly")
-        return real(settings_, inbound_id)
+    def broken_rule(session, settings_, registry, msg, *args):
+        if msg.id == ids[1]:
+            raise RuntimeError("a rule of prefixes.yaml broke on this text")
+        return real(session, settings_, registry, msg, *args)
 
-    monkeypatch.setattr(jobs, "_process_inbound", database_hiccup)
-    assert jobs.process_inbound_batch(ids) == {"ack": 1, "retrying": 1, "status": 1}
+    monkeypatch.setattr(pipeline, "respond", broken_rule)
+    assert pipeline.process(settings, []) == {"ack": 1, "retrying": 1, "status": 1}
     with session_factory(settings.DATABASE_URL)() as s:
         failed = s.get(InboundMessage, ids[1])
-        assert (failed.state, failed.error) == ("received", "RuntimeError: server closed the connection unexpectedly")
-    assert f"inbound-{ids[1]}" in Queue("inbound", connection=redis_conn).job_ids
+        assert (failed.state, failed.error) == ("received", "RuntimeError: a rule of prefixes.yaml broke on this text")
+    assert Queue("inbound", connection=redis_conn).job_ids == [f"inbound-{ids[1]}"]
+    assert pipeline.process(settings, []) == {}  # the loop leaves it to its job and its backoff
 
-    monkeypatch.setattr(jobs, "_process_inbound", real)
-    run_jobs(settings)  # the batch job again (idempotent), then the retry on its own
+    monkeypatch.setattr(pipeline, "respond", real)
+    run_jobs(settings)  # the retry on its own
     with session_factory(settings.DATABASE_URL)() as s:
         assert [s.get(InboundMessage, i).state for i in ids] == ["processed"] * 3
     assert sorted(m.form["To"] for m in fake_twilio.messages) == ["+6281234567800", "+6281234567801",

@@ -10,6 +10,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from sms_gateway import ingest
+from sms_gateway import queue as q
 from sms_gateway.channels.base import IncomingSMS
 from sms_gateway.config import Settings
 from sms_gateway.db import session_factory
@@ -37,25 +38,20 @@ def test_concurrent_submissions_and_retries_store_each_message_once(settings, re
         row = s.scalars(select(InboundMessage).where(InboundMessage.external_id == "SM0007")).one()
         assert (row.sender, row.text, row.meta, row.state) == ("+6281234567890", "PLN ADUAN listrik mati #7",
                                                                {"n": 7}, "received")
-    assert sorted(queued_ids(redis_conn)) == sorted(r.inbound_id for r in created)  # each once
+    assert sorted(queued_ids(settings, redis_conn)) == sorted(r.inbound_id for r in created)  # each once
 
 
-def queued_ids(redis_conn) -> list[int]:
-    """Inbound ids the queued jobs will process: one job per message or per stored batch."""
-    ids: list[int] = []
-    for job in Queue("inbound", connection=redis_conn).jobs:
-        if job.func_name == "sms_gateway.jobs.process_inbound":
-            ids.append(job.args[0])
-        else:
-            assert job.func_name == "sms_gateway.jobs.process_inbound_batch"
-            ids.extend(job.args[0])
-    return ids
+def queued_ids(settings, redis_conn) -> list[int]:
+    """Inbound ids waiting for the workers' inbound loops, having rung their doorbell (no RQ job)."""
+    assert redis_conn.llen(q.INBOUND_WAKE) == 1 and Queue(q.INBOUND, connection=redis_conn).count == 0
+    with session_factory(settings.DATABASE_URL)() as s:
+        return list(s.scalars(select(InboundMessage.id).where(InboundMessage.state == "received")))
 
 
 def test_message_is_stored_even_when_redis_is_down(env) -> None:
     settings = Settings({**env, "REDIS_URL": "redis://127.0.0.1:9/0"})
     result = ingest.accept(settings, sms(1))
-    assert result.created and not result.enqueued  # stored; the sweeper will enqueue it
+    assert result.created and not result.enqueued  # stored; a worker finds it within a second
     with session_factory(settings.DATABASE_URL)() as s:
         assert s.get(InboundMessage, result.inbound_id).state == "received"
 
@@ -89,7 +85,7 @@ def test_a_message_the_database_refuses_fails_alone_not_its_batch(settings, redi
     assert [r.created for r in (results[0], results[2])] == [True, True]  # type: ignore[union-attr]
     with session_factory(settings.DATABASE_URL)() as s:
         assert sorted(s.scalars(select(InboundMessage.external_id))) == ["SM0001", "SM0002"]
-    assert sorted(queued_ids(redis_conn)) == sorted(r.inbound_id for r in (results[0], results[2]))  # type: ignore[union-attr]
+    assert sorted(queued_ids(settings, redis_conn)) == sorted(r.inbound_id for r in (results[0], results[2]))  # type: ignore[union-attr]
 
 
 def test_oversized_and_nul_fields_are_stored_cut_and_flagged_not_refused(settings, redis_conn) -> None:
@@ -110,10 +106,8 @@ def test_oversized_and_nul_fields_are_stored_cut_and_flagged_not_refused(setting
         assert row.text == "PLN ADUAN listrik mati"
 
 
-def test_a_batch_is_one_job_and_a_lone_message_its_own(settings, redis_conn) -> None:
+def test_a_stored_batch_rings_the_workers_doorbell_and_queues_no_job(settings, redis_conn) -> None:
     ingest._store_and_enqueue(settings, [sms(1), sms(2), sms(3)])
     ingest._store_and_enqueue(settings, [sms(4)])
-    jobs = Queue("inbound", connection=redis_conn).jobs
-    assert [(j.func_name.rsplit(".", 1)[1], len(j.args[0]) if isinstance(j.args[0], list) else 1)
-            for j in jobs] == [("process_inbound_batch", 3), ("process_inbound", 1)]
-    assert jobs[1].id == f"inbound-{jobs[1].args[0]}"  # what the sweeper would enqueue for it
+    assert sorted(queued_ids(settings, redis_conn)) == [1, 2, 3, 4]
+    assert redis_conn.lrange(q.INBOUND_WAKE, 0, -1) == [b"1"]  # a doorbell: one ring is enough

@@ -17,11 +17,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, jobs, optouts, reports
+from .. import deadlines, optouts, reports
 from ..config import PACKAGE_DIR, Settings
 from ..db import session_factory
 from ..models import MAX_ID, OutboundMessage, Report, ReportEvent, WebhookDelivery, utcnow
-from ..registry import Registry
+from ..registry import Registry, registry_for
 from . import lifecycle, monitoring, push, tokens, views
 from .scope import CENTRAL, Principal, can_see, delivery_visible, known_code, units, visible_agencies
 from .statuses import STATUSES, overdue_clause
@@ -97,7 +97,7 @@ def authenticated(view: F) -> F:
             row = tokens.authenticate(session, token.strip())
             if row is None:
                 raise ApiError(403, "invalid or revoked token")
-            registry = jobs.registry_for(settings)
+            registry = registry_for(settings)
             if not row.admin and (row.agency is None or not known_code(registry, row.agency)):
                 raise ApiError(403, f"the token's agency {row.agency} is no longer in the registry")
             now = utcnow()

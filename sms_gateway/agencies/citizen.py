@@ -14,12 +14,12 @@ import logging
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from .. import deadlines, jobs, reports, tracking
+from .. import deadlines, reports, tracking
 from ..config import Settings, get_settings
 from ..db import session_factory
 from ..models import CitizenResponse, InboundMessage, Report, ReportEvent, utcnow
 from ..parsing import ParsedSMS, original_body
-from ..registry import Registry
+from ..registry import Registry, registry_for
 from . import lifecycle, push, views
 from .statuses import DONE, FOLLOWED_UP
 
@@ -75,7 +75,7 @@ def handle_reply(session: Session, settings: Settings, registry: Registry, msg: 
 def close_unanswered() -> dict[str, int]:
     """Close (selesai) followed-up reports whose reporter did not answer within the window."""
     settings = get_settings()
-    registry = jobs.registry_for(settings)
+    registry = registry_for(settings)
     sessions = session_factory(settings.DATABASE_URL)
     today, now = deadlines.today(), utcnow()
     outcomes: list[lifecycle.Outcome] = []

@@ -27,7 +27,7 @@ def token() -> None:
 def token_create(code: str | None, admin: bool, label: str | None) -> None:
     """Create a token for agency (or coordinator) CODE, or --admin; the token is the last line, shown once."""
     from ..db import session_factory
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from . import tokens
     from .scope import known_code
 

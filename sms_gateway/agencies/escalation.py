@@ -22,12 +22,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import deadlines, jobs, phone
+from .. import deadlines, outbox, phone
 from ..channels import reply_channel
 from ..config import Settings, get_settings
 from ..db import session_factory
 from ..models import Escalation, OutboundMessage, Report, utcnow
-from ..registry import Registry
+from ..registry import Registry, registry_for
 from . import push
 from .scope import CENTRAL, coordinators_for
 from .statuses import missed_deadlines, overdue_clause
@@ -50,15 +50,14 @@ def levels_due(due: date, today: date, level2_days: int) -> list[int]:
 def run_escalations() -> dict[str, int]:
     """Periodic job: record new escalations and notify agencies and coordinators."""
     settings = get_settings()
-    registry = jobs.registry_for(settings)
+    registry = registry_for(settings)
     sessions = session_factory(settings.DATABASE_URL)
     today, now = deadlines.today(), utcnow()
     with sessions() as session:
         created = record(session, settings, today, now)
         messages = notify(session, settings, registry, created)
         session.commit()
-    for sms in messages:
-        jobs.enqueue_send(settings, sms)
+    outbox.dispatch(settings, messages)
     if created:
         log.warning("escalations: %s new (%s reprimands); %s SMS to admins", len(created),
                     sum(e.level == REPRIMAND for e in created), len(messages))
@@ -143,7 +142,7 @@ def notify(session: Session, settings: Settings, registry: Registry,
             text = registry.render("escalation_agency", agency=code, count=len(items),
                                    reprimands=sum(e.level == REPRIMAND for e in items),
                                    tracking=listed[0]["tracking_number"], short_code=settings.SHORT_CODE)
-            messages.append(jobs.queue_reply(session, key=f"escalation:{code}:{span}", channel=channel,
+            messages.append(outbox.queue_reply(session, key=f"escalation:{code}:{span}", channel=channel,
                                              recipient=number, text=text, purpose="escalation"))
 
     watchers: dict[str, list[Escalation]] = {}
@@ -160,7 +159,7 @@ def notify(session: Session, settings: Settings, registry: Registry,
             text = registry.render("escalation_coordinator", coordinator=code, agency=busiest, count=len(items),
                                    reprimands=sum(e.level == REPRIMAND for e in items),
                                    short_code=settings.SHORT_CODE)
-            messages.append(jobs.queue_reply(session, key=f"escalation:coordinator:{code}:{span}",
+            messages.append(outbox.queue_reply(session, key=f"escalation:coordinator:{code}:{span}",
                                              channel=channel, recipient=coordinator.admin_number, text=text,
                                              purpose="escalation"))
     return messages

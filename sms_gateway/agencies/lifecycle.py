@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, gsm, jobs
+from .. import deadlines, gsm, outbox
 from ..channels import reply_channel
 from ..config import Settings
 from ..models import OptOut, OutboundMessage, Report, ReportEvent, utcnow
@@ -79,9 +79,9 @@ class Outcome:
 
 
 def send(settings: Settings, outcome: Outcome) -> None:
-    """After commit: enqueue the SMS of ``outcome`` (the sweeper covers a Redis outage)."""
-    if outcome.sms is not None and outcome.sms.state == "queued":
-        jobs.enqueue_send(settings, outcome.sms)
+    """After commit: wake the sender of the SMS of ``outcome`` (it finds the row anyway within a second)."""
+    if outcome.sms is not None:
+        outbox.dispatch(settings, [outcome.sms])
 
 
 def clean_note(settings: Settings, note: object, *, required: bool = False, what: str = "note") -> str | None:
@@ -307,7 +307,7 @@ def _to_reporter(session: Session, settings: Settings, report: Report, event: Re
                  text: str, purpose: str) -> Outcome:
     if session.get(OptOut, report.reporter) is not None:
         return Outcome(event, sms_skipped=OPTED_OUT)
-    sms = jobs.queue_reply(session, key=key, channel=reply_channel(report.channel, settings),
+    sms = outbox.queue_reply(session, key=key, channel=reply_channel(report.channel, settings),
                            recipient=report.reporter, text=text, purpose=purpose, report_id=report.id)
     return Outcome(event, sms=sms)
 

@@ -21,11 +21,11 @@ import phonenumbers
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import deadlines, jobs
+from .. import deadlines
 from ..config import Settings
 from ..db import session_factory
 from ..models import Report, utcnow
-from ..registry import Registry
+from ..registry import Registry, registry_for
 from . import tokens
 from .api import ApiError, list_arg, parse_moment
 from .scope import Principal, visible_agencies
@@ -157,7 +157,7 @@ def services(fmt: str) -> Response:
     """The kinds of report citizens can send (GeoReport v2 service list)."""
     fmt = _format(fmt)
     settings = _settings()
-    registry = jobs.registry_for(settings)
+    registry = registry_for(settings)
     _caller(settings, registry)
     rows = []
     for code, (name, description) in SERVICES.items():
@@ -172,7 +172,7 @@ def requests_list(fmt: str) -> Response:
     """Service requests, newest first: by id list, or by service, status and date window."""
     fmt = _format(fmt)
     settings = _settings()
-    registry = jobs.registry_for(settings)
+    registry = registry_for(settings)
     caller = _caller(settings, registry)
     query = select(Report).where(Report.confidential.is_(False))
     if caller is not None:
@@ -216,7 +216,7 @@ def request_one(number: str, fmt: str) -> Response:
     """One service request by tracking number (a list of one, as GeoReport v2 answers)."""
     fmt = _format(fmt)
     settings = _settings()
-    registry = jobs.registry_for(settings)
+    registry = registry_for(settings)
     caller = _caller(settings, registry)
     with session_factory(settings.DATABASE_URL)() as session:
         report = session.scalar(select(Report).where(Report.tracking_number == number,

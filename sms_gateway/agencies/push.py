@@ -31,11 +31,11 @@ import requests
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
-from .. import jobs, queue
+from .. import queue
 from ..config import Settings, get_settings
 from ..db import session_factory
 from ..models import WebhookDelivery, utcnow
-from ..registry import Registry
+from ..registry import Registry, registry_for
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _after_rollback(session: Session, previous_transaction: SessionTransaction) 
 def enqueue_delivery(settings: Settings, delivery_id: int) -> bool:
     """Enqueue ``deliver_webhook``; False (logged) when Redis is down: the sweeper retries."""
     try:
-        queue.enqueue(settings, queue.DEFAULT, deliver_webhook, delivery_id,
+        queue.enqueue(settings, queue.DEFAULT, queue.JOBS + "deliver_webhook", delivery_id,
                       job_id=f"webhook-{delivery_id}-{secrets.token_hex(4)}")
     except Exception:
         log.exception("could not enqueue webhook delivery #%s; the sweeper will retry", delivery_id)
@@ -173,7 +173,7 @@ def deliver_webhook(delivery_id: int) -> str:
             return "not pending"  # delivered, failed, or another run has it
         row = session.get(WebhookDelivery, delivery_id)
         assert row is not None
-        registry = jobs.registry_for(settings)
+        registry = registry_for(settings)
         url = webhook_url(registry, row.recipient, row.recipient_kind)
         key = signing_key(settings, row.recipient)
         if not url or not key:

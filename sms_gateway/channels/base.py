@@ -3,10 +3,13 @@
 A channel is one way SMS reach us and leave us: Twilio, Kannel, a GSM modem,
 the console. Inbound, a channel turns a provider's request into an
 ``IncomingSMS`` and hands it to ``sms_gateway.ingest.accept`` (store, commit,
-enqueue). Outbound, the send job calls ``Channel.send``; the channel either
-returns the provider's id or raises ``SendError`` saying whether trying again
-later could help (connection failed, throttled, provider 5xx) or not (number
-invalid, configuration wrong).
+enqueue); its delivery reports go to ``sms_gateway.outbox.record_delivery_status``.
+Outbound, a sender (``sms_gateway.sender``) calls ``Channel.send``, from
+several threads at once; the channel either returns the provider's id or
+raises ``SendError`` saying whether trying again later could help (connection
+failed, throttled, provider 5xx) or not (number invalid, configuration wrong).
+When a sender died during ``send``, ``Channel.reconcile`` asks the provider
+whether the SMS arrived before anything is decided.
 """
 
 from __future__ import annotations
@@ -58,13 +61,33 @@ class SendResult:
 
 
 class SendError(Exception):
-    """A send that did not go through. ``retryable`` says whether a later attempt can succeed."""
+    """A send that did not go through. ``retryable`` says whether a later attempt can succeed;
+    ``throttled`` that the provider asks the whole channel to slow down (HTTP 429)."""
 
-    def __init__(self, reason: str, *, retryable: bool, code: str | None = None) -> None:
+    def __init__(self, reason: str, *, retryable: bool, code: str | None = None, throttled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retryable = retryable
+        self.retryable = retryable or throttled
         self.code = code
+        self.throttled = throttled
+
+
+SENT, NOT_SENT, UNKNOWN, WAIT = "sent", "not-sent", "unknown", "wait"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What the provider says about a send that was cut short.
+
+    ``sent``: it has the SMS (``provider_id`` when it says which); ``not-sent``:
+    it certainly does not, so sending again is safe; ``unknown``: it cannot
+    tell, so the SMS is not sent again (never twice) and the row says why;
+    ``wait``: ask again later (a report that may still come).
+    """
+
+    outcome: str
+    detail: str
+    provider_id: str | None = None
 
 
 class NotConfigured(Exception):
@@ -75,10 +98,14 @@ class Channel(Protocol):
     """Sends SMS through one provider."""
 
     name: str
-    queue: str  # RQ queue its send jobs go to (a modem consumes its own)
+    rate: float | None  # segments per second all senders together may send (None: unlimited)
 
     def send(self, sms: OutgoingSMS) -> SendResult:
-        """Hand ``sms`` to the provider; raise ``SendError`` if it was not accepted."""
+        """Hand ``sms`` to the provider; raise ``SendError`` if it was not accepted. Thread-safe."""
+        ...
+
+    def reconcile(self, sms: OutgoingSMS, attempt_started: datetime) -> Reconciled:
+        """Whether the provider got ``sms`` from an attempt started at ``attempt_started`` and cut short."""
         ...
 
 

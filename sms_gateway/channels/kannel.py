@@ -25,7 +25,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -33,12 +33,25 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import requests
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
+from requests.adapters import HTTPAdapter
 
 from .. import gsm, ingest
 from ..config import ConfigError, Settings
 from ..db import session_factory
 from ..models import parse_id
-from .base import IncomingSMS, NotConfigured, OutgoingSMS, SendError, SendResult, register
+from ..outbox import record_delivery_status
+from .base import (
+    NOT_SENT,
+    UNKNOWN,
+    WAIT,
+    IncomingSMS,
+    NotConfigured,
+    OutgoingSMS,
+    Reconciled,
+    SendError,
+    SendResult,
+    register,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +100,8 @@ def sendsms_outcome(status: int, body: str) -> None:
     # credentials, 400 "... rejected" and "Not routable. Do not try again."
     # fail the same way next time. A 2xx with an unknown answer is not retried:
     # Kannel may have taken the SMS, and sending it again would double it.
-    retryable = status >= 500 or status == 429
     raise SendError(f"Kannel sendsms answered {status}: {answer[:200] or '(empty)'}",
-                    retryable=retryable, code=f"http-{status}")
+                    retryable=status >= 500, throttled=status == 429, code=f"http-{status}")
 
 
 @dataclass
@@ -99,9 +111,7 @@ class KannelChannel:
     settings: Settings
     http: requests.Session
     name: str = NAME
-    # The shared outbound queue: smsbox queues and throttles per SMSC itself,
-    # so a dedicated worker would only be one more process to forget to start.
-    queue: str = "outbound"
+    rate: float | None = None
 
     def dlr_url(self, outbound_id: int) -> str:
         """dlr-url for one message; Kannel substitutes %d (type), %A (SMSC answer), %T (time)."""
@@ -146,6 +156,21 @@ class KannelChannel:
         # sendsms answers without a message id; DLRs find the row by the id in dlr-url.
         return SendResult(provider_id=None, status="sent", segments=gsm.measure(sms.text).segments)
 
+    def reconcile(self, sms: OutgoingSMS, attempt_started: datetime) -> Reconciled:
+        """Decide from the DLRs carrying our id: any of them already moved the row, so none came.
+
+        sendsms gives no id to look up. With DLR types 8 (SMSC accepted) or 16
+        (rejected) asked for, the SMSC answers every submission within
+        seconds; none by KANNEL_DLR_DEADLINE means Kannel never took the SMS.
+        Without them nothing can tell.
+        """
+        deadline = attempt_started + timedelta(seconds=self.settings.KANNEL_DLR_DEADLINE)
+        if datetime.now(UTC) < deadline:
+            return Reconciled(WAIT, f"waiting for a Kannel DLR until {deadline:%H:%M:%S}Z")
+        if int(self.settings.KANNEL_DLR_MASK) & (8 | 16):
+            return Reconciled(NOT_SENT, f"no Kannel DLR (8/16) within {self.settings.KANNEL_DLR_DEADLINE} s")
+        return Reconciled(UNKNOWN, "Kannel gives no message id and KANNEL_DLR_MASK asks no SMSC report (8/16)")
+
 
 @register(NAME)
 def build(settings: Settings) -> KannelChannel:
@@ -154,14 +179,18 @@ def build(settings: Settings) -> KannelChannel:
                if not settings.get(name)]
     if missing:
         raise NotConfigured(f"{', '.join(missing)} not set")
-    return KannelChannel(settings=settings, http=_http_session())
+    return KannelChannel(settings=settings, http=_http_session(int(settings.SEND_CONCURRENCY)),
+                         rate=settings.KANNEL_MPS)
 
 
-@lru_cache(maxsize=1)
-def _http_session() -> requests.Session:
-    # One pooled session per process: a keep-alive connection to smsbox
-    # instead of a TCP handshake per reply.
-    return requests.Session()
+@lru_cache(maxsize=4)
+def _http_session(connections: int) -> requests.Session:
+    # One pooled session per process: a keep-alive connection to smsbox per
+    # sender thread instead of a TCP handshake per reply.
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=max(10, connections)))
+    session.mount("https://", HTTPAdapter(pool_maxsize=max(10, connections)))
+    return session
 
 
 # --------------------------------------------------------------------------- inbound parsing
@@ -447,8 +476,6 @@ def delivery_report() -> Response:
         return _ok()
     answer = _text_field(fields, "answer")  # %A: the SMSC's words, e.g. "NACK/0x0000000b/…"
     failed = dlr.state in ("undelivered", "failed")
-    from ..jobs import record_delivery_status
-
     sessions = session_factory(settings.DATABASE_URL)
     with sessions() as session:
         moved = record_delivery_status(

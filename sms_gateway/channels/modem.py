@@ -11,11 +11,14 @@ does both directions in a single loop:
   external id is derived from the parts themselves (sender, SMSC time stamp,
   concatenation reference, text), so a crash between storing and deleting finds
   the same id on the next read and the duplicate is recognised;
-- outbound: consume the RQ queue ``outbound-modem`` and run the generic
-  ``jobs.send_outbound`` job in this process; its ``Channel.send`` is
+- outbound: run the modem's outbox sender (``sender.ChannelSender``, one
+  send at a time, ``MODEM_MPM``) in this loop; its ``Channel.send`` is
   ``ModemChannel.send``, which sends through this process's connection. While
-  the modem is away the queue is not consumed, so queued replies wait in Redis
-  and their rows stay ``queued``;
+  the modem is away nothing is claimed, so replies wait in the outbox,
+  ``queued``. Each send is written to a small journal (``var/``, fsynced)
+  before and after ``SendSMS``, so a send cut short by a crash is settled
+  from it on restart: sent, never started (sent now), or cut mid-call (the
+  modem keeps no record of what it sent: not sent again, and the row says so);
 - a Gammu error tears the connection down; reconnection backs off from 1 s up
   to ``MODEM_RECONNECT_MAX_DELAY``. SIGTERM lets the current message finish.
 - every ``MODEM_STATUS_INTERVAL`` it logs signal, battery and counters and
@@ -27,36 +30,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import gammu
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
-from rq.registry import ScheduledJobRegistry
-from rq.scheduler import RQScheduler
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .. import gsm, ingest, phone
 from .. import queue as rq_queue
-from ..config import Settings
+from ..config import VAR_DIR, Settings
 from ..db import session_factory
-from ..models import InboundMessage, utcnow
+from ..models import InboundMessage, OutboundMessage, OutboundState, utcnow
 from ..outage import Outage
-from .base import IncomingSMS, OutgoingSMS, SendError, SendResult, register
+from .base import NOT_SENT, SENT, UNKNOWN, IncomingSMS, OutgoingSMS, Reconciled, SendError, SendResult, register
 
 log = logging.getLogger(__name__)
 
 NAME = "modem"
-QUEUE = "outbound-modem"
 STATUS_KEY_PREFIX = "sms-gateway:modem-status:"
 
 # Gammu errors that mean the modem itself is gone or not answering: the
@@ -289,20 +289,83 @@ class ModemChannel:
     """Sends through the modem connection of this process (only ``sms-gateway modem`` has one)."""
 
     name: str = NAME
-    queue: str = QUEUE
+    rate: float | None = None
 
     def send(self, sms: OutgoingSMS) -> SendResult:
         """Send ``sms`` with the running modem; retryable error when this process has none."""
         if _ACTIVE is None:
-            raise SendError("no modem in this process: only `sms-gateway modem` consumes the "
-                            f"{QUEUE} queue", retryable=True, code="ERR_NOTCONNECTED")
+            raise SendError("no modem in this process: only `sms-gateway modem` sends the modem's replies",
+                            retryable=True, code="ERR_NOTCONNECTED")
         return _ACTIVE.send_sms(sms)
+
+    def reconcile(self, sms: OutgoingSMS, attempt_started: datetime) -> Reconciled:
+        """Settle an interrupted send from this modem's send journal."""
+        if _ACTIVE is None:
+            raise SendError("no modem in this process", retryable=True, code="ERR_NOTCONNECTED")
+        return _ACTIVE.journal.verdict(sms.outbound_id)
 
 
 @register(NAME)
 def build(settings: Settings) -> ModemChannel:
-    """Factory for the registry. Always configured: replies wait in the queue for the modem process."""
-    return ModemChannel()
+    """Factory for the registry. Always configured: replies wait in the outbox for the modem process."""
+    return ModemChannel(rate=float(settings.MODEM_MPM) / 60 if settings.MODEM_MPM else None)
+
+
+def active() -> ModemService | None:
+    """The modem service of this process, if it runs one."""
+    return _ACTIVE
+
+
+@dataclass
+class SendJournal:
+    """What this modem was sending when it stopped: "start <id>" before SendSMS, "sent <id> <refs>"
+    after, each line fsynced. The device itself keeps no record of SMS sent with SendSMS."""
+
+    path: Path
+    keep: int = 500  # lines kept when the file is rewritten
+
+    def _append(self, line: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def start(self, outbound_id: int) -> None:
+        """Record that a send of ``outbound_id`` is about to start."""
+        self._append(f"start {outbound_id}")
+
+    def sent(self, outbound_id: int, provider_id: str) -> None:
+        """Record that the modem accepted ``outbound_id``."""
+        self._append(f"sent {outbound_id} {provider_id}")
+
+    def verdict(self, outbound_id: int) -> Reconciled:
+        """What the journal says about an interrupted send of ``outbound_id``."""
+        started = False
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in reversed(lines):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1] == str(outbound_id):
+                if parts[0] == "sent":
+                    return Reconciled(SENT, "the modem's send journal has it sent",
+                                      provider_id=parts[2] if len(parts) > 2 else None)
+                started = True
+                break
+        if started:
+            return Reconciled(UNKNOWN, "the modem stopped during SendSMS and keeps no sent record")
+        return Reconciled(NOT_SENT, "the modem's send journal shows no attempt")
+
+    def compact(self) -> None:
+        """Keep the last ``keep`` lines (called at start)."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        if len(lines) > self.keep:
+            self.path.write_text("\n".join(lines[-self.keep:]) + "\n")
 
 
 # --------------------------------------------------------------------------- the process
@@ -327,6 +390,7 @@ class ModemService:
     state_machine: Callable[[], Any] = gammu.StateMachine
     clock: Callable[[], float] = time.monotonic
     counters: Counters = field(default_factory=Counters)
+    journal_path: Path | None = None  # default var/modem-<host>-<section>.journal
 
     machine: Any = None
     stopping: bool = False
@@ -341,10 +405,11 @@ class ModemService:
         self._held: dict[tuple[str, int, int], float] = {}  # incomplete SMS -> first seen
         self._failures = 0  # consecutive connection failures, for the backoff
         self._connected_before = False
-        self._next_connect = self._next_poll = self._next_status = self._next_schedule = 0.0
+        self._next_connect = self._next_poll = self._next_status = 0.0
         self._broken: str | None = None  # a send hit a connection error: reconnect after the job
-        self._worker: SimpleWorker | None = None
-        self._scheduler: RQScheduler | None = None
+        self._sender: Any = None  # sender.ChannelSender, created at the first send
+        self.journal = SendJournal(self.journal_path
+                                   or VAR_DIR / f"modem-{socket.gethostname()}-{self.section}.journal")
         # One log line when Redis or the database goes away, one when it is back (not one per poll).
         self._redis = Outage("modem: Redis (replies wait)", log, self.settings.RECONNECT_MAX_DELAY)
         self._database = Outage("modem: database (SMS kept on the modem)", log, self.settings.RECONNECT_MAX_DELAY)
@@ -355,24 +420,16 @@ class ModemService:
         """Make this the process's modem (``ModemChannel.send`` uses it)."""
         global _ACTIVE
         _ACTIVE = self
+        self.journal.compact()
         return self
 
     def close(self) -> None:
-        """Disconnect, unregister the queue consumer, write a last status record."""
+        """Disconnect, record the last send, write a last status record."""
         global _ACTIVE
+        if self._sender is not None:
+            self._sender.shutdown()
+            self._sender = None
         self.disconnect(None)
-        if self._worker is not None:
-            try:
-                self._worker.teardown()
-            except RedisError as exc:
-                log.warning("modem: could not unregister the queue worker: %s", exc)
-            self._worker = None
-        if self._scheduler is not None:
-            try:
-                self._scheduler.release_locks()
-            except RedisError:
-                pass  # the lock expires by itself
-            self._scheduler = None
         self.write_status(running=False)
         if _ACTIVE is self:
             _ACTIVE = None
@@ -549,6 +606,7 @@ class ModemService:
                                 if self.settings.MODEM_SMSC_NUMBER
                                 else {"Location": int(self.settings.MODEM_SMSC_LOCATION)})
         references: list[str] = []
+        self.journal.start(sms.outbound_id)
         for part in parts:
             part["SMSC"], part["Number"] = smsc, sms.recipient
             try:
@@ -562,49 +620,28 @@ class ModemService:
                 done = f" (after {len(references)} of {len(parts)} parts)" if references else ""
                 raise SendError(describe(exc) + done, retryable=name not in PERMANENT_ERRORS, code=name) from exc
         self.counters.sent += 1
-        return SendResult(provider_id="gammu:" + ",".join(references), status="sent", segments=len(parts))
-
-    def _rq(self) -> tuple[SimpleWorker, RQScheduler]:
-        if self._worker is None or self._scheduler is None:
-            redis = rq_queue.get_redis(self.settings)
-            worker = SimpleWorker([Queue(QUEUE, connection=redis)], connection=redis,
-                                  name=f"modem-{socket.gethostname()}-{self.section}-{id(self):x}")
-            worker.bootstrap(logging_level=None)  # keep the levels LOG_LEVEL set
-            self._worker = worker
-            # The retries of failed sends (RQ Retry with intervals) wait in this
-            # queue's scheduled registry; only a scheduler for this queue moves
-            # them back, and the general worker's scheduler does not cover it.
-            self._scheduler = RQScheduler([QUEUE], connection=redis)
-        return self._worker, self._scheduler
+        provider_id = "gammu:" + ",".join(references)
+        self.journal.sent(sms.outbound_id, provider_id)
+        return SendResult(provider_id=provider_id, status="sent", segments=len(parts))
 
     def send_queued(self, deadline: float, block: bool = False) -> int:
-        """Run queued send jobs: until the queue is empty, or (``block``) waiting for more until
-        ``deadline``, the next inbox read; past it, at least one job still runs."""
-        worker, scheduler = self._rq()
+        """Send due replies from the outbox: until none is due, or (``block``) waiting for more
+        until ``deadline``, the next inbox read; past it, what is already claimed is finished."""
+        if self._sender is None:
+            from ..sender import ChannelSender
+
+            self._sender = ChannelSender(self.settings, NAME, concurrency=1)
         done = 0
         while not self.stopping and self.machine is not None and not self._broken:
             now = self.clock()
-            if now >= self._next_schedule:
-                if scheduler.acquire_locks():
-                    scheduler.enqueue_scheduled_jobs()
-                worker.heartbeat()
-                if worker.should_run_maintenance_tasks:
-                    worker.run_maintenance_tasks()
-                self._next_schedule = now + 1
             if block and done and now >= deadline:
                 break  # time to read the inbox again
-            # Short blocking waits: a reply is sent as soon as it is queued, and
-            # SIGTERM (which only sets a flag) is noticed within a second.
-            timeout = 1 if block and now < deadline else None
-            try:
-                result = Queue.dequeue_any(worker.queues, timeout, connection=worker.connection)
-            except DequeueTimeout:
-                continue
-            if result is None:
+            # Short waits: a reply goes as soon as it is queued, and SIGTERM
+            # (which only sets a flag) is noticed within a second.
+            started = self._sender.step(idle_wait=min(1.0, max(0.0, deadline - now)) if block else 0.0)
+            done += started
+            if not started and (not block or now >= deadline):
                 break
-            job, job_queue = result
-            worker.execute_job(job, job_queue)
-            done += 1
         return done
 
     # ---------------------------------------------------------------- status
@@ -684,10 +721,17 @@ class ModemService:
             except gammu.GSMError as exc:
                 self.disconnect(describe(exc))
             except RedisError as exc:
-                # Inbound keeps working (stored messages wait for the sweeper); sends wait.
+                # Inbound keeps working (stored messages wait for the workers); sends wait.
                 # redis-py reconnects by itself at the next command.
                 self._redis.down(exc)
                 self.last_error = f"redis: {exc}"
+                if block:
+                    self._sleep(min(float(self.settings.MODEM_POLL_INTERVAL), 5.0))
+            except SQLAlchemyError as exc:
+                # Replies live in the database: they wait for it (the inbox is not emptied either).
+                self._database.down(exc)
+                self.last_error = self.last_error if str(self.last_error).startswith("database") \
+                    else f"database: {exc}"
                 if block:
                     self._sleep(min(float(self.settings.MODEM_POLL_INTERVAL), 5.0))
             if self._broken:
@@ -764,10 +808,13 @@ def read_status(settings: Settings) -> list[dict[str, Any]]:
 
 
 def queued_replies(settings: Settings) -> dict[str, int]:
-    """Send jobs waiting for the modem: in the queue, and retries waiting for their time."""
-    redis = rq_queue.get_redis(settings)
-    return {"queued": Queue(QUEUE, connection=redis).count,
-            "retry_scheduled": ScheduledJobRegistry(QUEUE, connection=redis).count}
+    """Replies waiting for the modem in the outbox: due now, and retries waiting for their time."""
+    now = utcnow()
+    queued = (OutboundMessage.channel == NAME, OutboundMessage.state == OutboundState.QUEUED)
+    with session_factory(settings.DATABASE_URL)() as session:
+        total = session.scalar(select(func.count()).where(*queued)) or 0
+        retry = session.scalar(select(func.count()).where(*queued, OutboundMessage.next_attempt_at > now)) or 0
+    return {"queued": int(total) - int(retry), "retry_scheduled": int(retry)}
 
 
 def format_status(record: dict[str, Any]) -> list[str]:

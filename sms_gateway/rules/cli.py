@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def classify_cmd(as_json: bool, jsonl: bool, received_at: datetime | None, text: str | None) -> None:
     """Show where TEXT would go: agency, kind, category, special, matched keywords, rule, deadlines."""
     from ..config import get_settings
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from .classify import classify
 
     registry = registry_for(get_settings())
@@ -77,7 +77,7 @@ def _labelled(since: datetime | None) -> list[LabelledText]:
 def eval_cmd(since: datetime | None, misses: bool, as_json: bool) -> None:
     """Accuracy of the rules in force on re-routed reports and on the shipped cases, per agency."""
     from ..config import get_settings
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from .evaluation import SHIPPED_SETS, evaluate, render, shipped_cases
 
     registry = registry_for(get_settings())
@@ -108,7 +108,7 @@ def eval_cmd(since: datetime | None, misses: bool, as_json: bool) -> None:
 def suggest_cmd(agency: str, since: datetime | None, limit: int, min_count: int) -> None:
     """Propose keywords for AGENCY from the texts people re-routed to it (never edits prefixes.yaml)."""
     from ..config import get_settings
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from .evaluation import SHIPPED_SETS, shipped_cases
     from .examples import suggest
 

@@ -22,7 +22,7 @@ def user() -> None:
 def user_create(email: str, agency: str | None, role: str, central: bool, name: str) -> None:
     """Create an account; the one-time set-password link is the last line."""
     from ..db import session_factory
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from . import accounts
     from .access import CENTRAL_ADMIN
 
@@ -50,7 +50,7 @@ def user_create(email: str, agency: str | None, role: str, central: bool, name: 
 def user_link(email: str) -> None:
     """A new one-time set-password link for EMAIL (a forgotten password); the link is the last line."""
     from ..db import session_factory
-    from ..jobs import registry_for
+    from ..registry import registry_for
     from . import accounts
 
     settings = get_settings()

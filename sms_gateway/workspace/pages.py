@@ -36,7 +36,7 @@ from flask_login import UserMixin, current_user, login_user, logout_user
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
-from .. import deadlines, gsm, jobs, reports
+from .. import deadlines, gsm, outbox, reports
 from ..agencies import lifecycle, views
 from ..agencies.scope import CENTRAL, can_see, units
 from ..agencies.statuses import DISPOSABLE, STATUSES, TRANSITIONS, VERIFIED
@@ -51,7 +51,7 @@ from ..models import (
     User,
     utcnow,
 )
-from ..registry import KINDS, Registry
+from ..registry import KINDS, Registry, registry_for
 from . import accounts, actions, hosts, inbox
 from .access import Viewer, principal_for, report_scope, scoped_sessions, set_scope
 from .messages import refusal
@@ -69,7 +69,7 @@ def _settings() -> Settings:
 
 
 def _registry() -> Registry:
-    return jobs.registry_for(_settings())
+    return registry_for(_settings())
 
 
 def db() -> Session:
@@ -596,7 +596,7 @@ def retry_sms(number: str, outbound_id: int) -> ResponseReturnValue:
     if row is None or (row.report_id != report.id and (row.inbound_id is None or row.inbound_id != report.inbound_id)):
         abort(404)
     db().rollback()  # release the read: retry_outbound updates the row in its own session
-    if jobs.retry_outbound(_settings(), outbound_id):
+    if outbox.retry(_settings(), outbound_id):
         flash(_("SMS diantrekan ulang."), "ok")
     else:
         flash(_("SMS ini tidak bisa dikirim ulang (sudah terkirim atau sedang dikirim)."), "warn")

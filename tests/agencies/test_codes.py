@@ -6,8 +6,8 @@ import logging
 
 from click.testing import CliRunner
 
-from sms_gateway import jobs
 from sms_gateway.cli import main
+from sms_gateway.registry import forget_registries, registry_for
 
 
 def rename_kemenhub(prefixes_file) -> None:
@@ -17,7 +17,7 @@ def rename_kemenhub(prefixes_file) -> None:
 
 def test_check_reload_and_move(settings, env, seed, prefixes_file, caplog) -> None:
     open_one, _closed = seed("KEMENHUB"), seed("KEMENHUB", status="selesai")
-    jobs.registry_for(settings)
+    registry_for(settings)
     rename_kemenhub(prefixes_file)
     runner = CliRunner()
     checked = runner.invoke(main, ["prefixes", "check", str(prefixes_file)], env={"DATABASE_URL": env["DATABASE_URL"]})
@@ -26,9 +26,9 @@ def test_check_reload_and_move(settings, env, seed, prefixes_file, caplog) -> No
         "warning: 1 open report(s) are routed to KEMENHUB, which prefixes.yaml no longer has: move them with "
         "`sms-gateway reports move KEMENHUB NEWCODE` (or register KEMENHUB again)")
 
-    jobs._HOLDERS.clear()  # the running process notices the edit at its next read
+    forget_registries()  # the running process notices the edit at its next read
     with caplog.at_level(logging.WARNING):
-        jobs.registry_for(settings)
+        registry_for(settings)
     assert any("routed to KEMENHUB, which prefixes.yaml no longer has" in r.getMessage() for r in caplog.records)
 
     refused = runner.invoke(main, ["reports", "move", "KEMENHUB", "NOSUCH"])

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from sms_gateway.cli import main
 from sms_gateway.db import session_factory
-from sms_gateway.jobs import registry_for
 from sms_gateway.models import LabelledExample, utcnow
+from sms_gateway.registry import registry_for
 from sms_gateway.rules.evaluation import evaluate
 from sms_gateway.rules.examples import labelled, suggest
 

@@ -28,7 +28,7 @@ def test_berhenti_is_confirmed_with_how_to_resume_and_mulai_resumes(client, work
 
 
 def test_resume_words_begin_reports_too(settings) -> None:
-    from sms_gateway.jobs import registry_for
+    from sms_gateway.registry import registry_for
 
     registry = registry_for(settings)
     assert [parse(t, registry).command for t in ("START", "Daftar", "MULAI LAGI")] == ["start"] * 3

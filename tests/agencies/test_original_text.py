@@ -33,7 +33,7 @@ def test_agencies_and_open311_read_it_as_typed(client, settings, work, api_as) -
 
 
 def test_the_mapping_back_keeps_matching_on_nfkc(settings) -> None:
-    from sms_gateway.jobs import registry_for
+    from sms_gateway.registry import registry_for
 
     registry = registry_for(settings)
     for raw in ("PLN ADUAN Café e\u0301 mati", "LAPOR ﬁ ½", "  ½ lampu mati  ", "KEMENHUB ADUAN 한국어 가"):

@@ -124,7 +124,7 @@ def test_the_job_is_enqueued_with_the_configured_backoff(env, redis_conn, seed) 
     try:
         push.enqueue_delivery(settings, 12345)
         [job] = q.get_queue(settings, q.DEFAULT).jobs
-        assert job.func_name == "sms_gateway.agencies.push.deliver_webhook" and job.args == (12345,)
+        assert job.func_name == "sms_gateway.jobs.deliver_webhook" and job.args == (12345,)
         assert job.retry_intervals == [10, 30, 60, 300] and job.retries_left >= 4
     finally:
         set_settings(None)

@@ -18,8 +18,8 @@ from sms_gateway.channels.base import NotConfigured, OutgoingSMS, SendError, get
 from sms_gateway.channels.kannel import DLR_TYPES, KannelChannel, build, sendsms_outcome
 from sms_gateway.config import ConfigError, Settings
 from sms_gateway.db import session_factory
-from sms_gateway.jobs import queue_reply
 from sms_gateway.models import InboundMessage, OutboundMessage
+from sms_gateway.outbox import dispatch, queue_reply
 from tests.channels.kannel.harness import free_port
 
 TOKEN = "kannel-token-0123456789"
@@ -397,7 +397,6 @@ def test_delivery_report_racing_the_sendsms_answer_is_kept(env: dict[str, str], 
     from werkzeug.serving import make_server
 
     from sms_gateway.config import set_settings
-    from sms_gateway.jobs import enqueue_send
     from sms_gateway.web import create_app
     from tests.conftest import run_jobs
 
@@ -437,7 +436,7 @@ def test_delivery_report_racing_the_sendsms_answer_is_kept(env: dict[str, str], 
             for row_id in ids:
                 outbound = session.get(OutboundMessage, row_id)
                 assert outbound is not None
-                enqueue_send(settings, outbound)
+                dispatch(settings, [outbound])
         run_jobs(settings)
         for thread in dlr_threads:
             thread.join(10)

@@ -22,8 +22,8 @@ from sms_gateway.channels.base import OutgoingSMS, SendError
 from sms_gateway.channels.kannel import KannelChannel, build
 from sms_gateway.config import PROJECT_ROOT, Settings
 from sms_gateway.db import session_factory
-from sms_gateway.jobs import enqueue_send, queue_reply
 from sms_gateway.models import InboundMessage, OutboundMessage, Report
+from sms_gateway.outbox import dispatch, queue_reply
 from tests.channels.kannel.harness import FakeSMS, FakeSMSC, KannelStack, kannel_missing, ucs2_arg, wait_until
 
 pytestmark = pytest.mark.slow
@@ -170,7 +170,7 @@ def test_unicode_reply_goes_out_as_ucs2(fakesmsc: FakeSMSC, stack: KannelStack,
                           text=text, purpose="notify")
         session.commit()
         outbound_id = row.id
-        enqueue_send(settings, row)
+        dispatch(settings, [row])
     fakesmsc.inject(f"{SUBSCRIBER} 1708 text halo")  # connects a client to receive the reply
 
     got = wait_until(lambda: _reply_to(fakesmsc, SUBSCRIBER_E164, "sudah diteruskan"), 20, tick=work)

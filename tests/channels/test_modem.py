@@ -10,12 +10,9 @@ import time
 import gammu
 import pytest
 from click.testing import CliRunner
-from rq import Queue, SimpleWorker
-from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine, func, select, text
 
-from sms_gateway import cli, gsm, jobs
-from sms_gateway import queue as q
+from sms_gateway import cli, gsm, outbox, pipeline
 from sms_gateway.channels import modem as modem_channel
 from sms_gateway.channels import reply_channel
 from sms_gateway.channels.base import OutgoingSMS, SendError, get_channel
@@ -51,7 +48,8 @@ def make_service(modem_env, phone):
         settings = Settings({**modem_env, **{k: str(v) for k, v in overrides.items()}})
         set_settings(settings)
         service = modem_channel.ModemService(settings, str(phone.gammurc), 0,
-                                             state_machine=(spy or Spy()).factory, clock=clock or Clock())
+                                             state_machine=(spy or Spy()).factory, clock=clock or Clock(),
+                                             journal_path=phone.root / f"send-{len(services)}.journal")
         services.append(service.open())
         return service
 
@@ -66,12 +64,13 @@ def db(service):
 
 
 def run_inbound(settings):
-    """Run the inbound jobs (parse, report, reply) the way the general worker does; not the modem queue."""
-    SimpleWorker([q.get_queue(settings, q.INBOUND)], connection=q.get_redis(settings)).work(burst=True)
+    """Process the stored messages (report, reply) the way a general worker's inbound loop does."""
+    pipeline.drain(settings)
 
 
-def modem_queue(settings):
-    return Queue(modem_channel.QUEUE, connection=q.get_redis(settings))
+def waiting(settings):
+    """Replies due for the modem in the outbox."""
+    return modem_channel.queued_replies(settings)["queued"]
 
 
 # --------------------------------------------------------------------------- inbound
@@ -99,7 +98,7 @@ def test_single_sms_is_stored_reported_answered_and_deleted(make_service, phone)
     assert report.agency == "KEMENHUB" and report.channel == "modem"
     assert report.text == "bus masih angkut pemudik di terminal"
     assert (reply.channel, reply.state) == ("modem", "queued")
-    assert modem_queue(service.settings).count == 1  # waiting for the modem process
+    assert waiting(service.settings) == 1  # waiting for the modem process
 
     service.tick()
 
@@ -111,7 +110,7 @@ def test_single_sms_is_stored_reported_answered_and_deleted(make_service, phone)
     with db(service) as session:
         reply = session.get(OutboundMessage, reply.id)
     assert (reply.state, reply.provider_id, reply.segments, reply.attempts) == ("sent", "gammu:255", 1, 1)
-    assert service.counters.sent == 1 and modem_queue(service.settings).count == 0
+    assert service.counters.sent == 1 and waiting(service.settings) == 0
 
 
 def test_multipart_in_reverse_order_is_joined(make_service, phone):
@@ -245,15 +244,19 @@ def test_database_down_with_multipart_on_the_modem(make_service, phone):
     assert service.machine is not None and service.last_error.startswith("database")
 
 
-def test_redis_down_keeps_receiving(make_service, phone):
+def test_redis_down_keeps_receiving_and_replies_wait(make_service, phone):
     service = make_service(REDIS_URL="redis://127.0.0.1:1/0")
     path = phone.deliver(SENDER, "KEMENHUB ADUAN bus")
+    outbound_id = _queue_reply(service.settings, SENDER_E164)  # the doorbell is not heard: no matter
 
     service.tick()
 
     assert not path.exists()  # stored (the sweeper enqueues it later), so deleted
     with db(service) as session:
         assert session.scalars(select(InboundMessage.state)).one() == "received"
+        # The shared send rate lives in Redis: the reply waits, unclaimed, for it to come back.
+        assert (session.get(OutboundMessage, outbound_id).state, session.get(OutboundMessage, outbound_id).attempts) \
+            == ("queued", 0)
     assert service.machine is not None and service.last_error.startswith("redis")
 
 
@@ -346,7 +349,7 @@ def test_outbox_and_templates_are_left_alone(make_service, phone):
 
 def test_channel_is_registered_and_answers_modem_messages(settings):
     channel = get_channel("modem", settings)
-    assert channel.queue == "outbound-modem"
+    assert channel.rate == 1000  # MODEM_MPM, per second
     assert reply_channel("modem", settings) == "modem"
     with pytest.raises(SendError) as exc:  # no modem in this process
         channel.send(OutgoingSMS(outbound_id=1, recipient=SENDER_E164, text="x"))
@@ -389,10 +392,10 @@ def test_long_ucs2_reply_goes_out_concatenated(make_service):
 
 def _queue_reply(settings, recipient, key="r1"):
     with session_factory(settings.DATABASE_URL)() as session:
-        row = jobs.queue_reply(session, key=key, channel="modem", recipient=recipient, text="Terima kasih.",
-                               purpose="ack")
+        row = outbox.queue_reply(session, key=key, channel="modem", recipient=recipient, text="Terima kasih.",
+                                 purpose="ack")
         session.commit()
-        assert jobs.enqueue_send(settings, row)
+        outbox.dispatch(settings, [row])
         return row.id
 
 
@@ -411,10 +414,10 @@ def test_send_error_is_retried_then_failed_with_gammus_error_name(make_service):
     assert row.error == "ERR_GETTING_SMSC: Failed to get SMSC number from phone."
     assert service.counters.failed == 3 and service.counters.sent == 0
     assert service.machine is not None  # not a connection problem: no reconnect
-    assert modem_queue(service.settings).count == 0
+    assert waiting(service.settings) == 0
 
 
-def test_retries_wait_their_interval_in_the_modems_own_scheduler(make_service):
+def test_retries_wait_their_interval_in_the_outbox(make_service):
     spy = Spy()
     clock = Clock()
     service = make_service(spy, clock=clock, MODEM_SMSC_LOCATION=7, JOB_RETRY_INTERVALS="1",
@@ -424,14 +427,13 @@ def test_retries_wait_their_interval_in_the_modems_own_scheduler(make_service):
     service.tick()
 
     assert len(spy.sends) == 1
-    retries = ScheduledJobRegistry(modem_channel.QUEUE, connection=q.get_redis(service.settings))
-    assert retries.count == 1 and modem_queue(service.settings).count == 0  # waiting for its time
+    assert modem_channel.queued_replies(service.settings) == {"queued": 0, "retry_scheduled": 1}  # its time
 
     deadline = time.monotonic() + 10
     while len(spy.sends) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
         clock.advance(1)
-        service.tick()  # the modem process moves due retries back into its queue
+        service.tick()  # the modem process claims the retry once it is due
 
     assert len(spy.sends) == 2
     with db(service) as session:
@@ -465,7 +467,7 @@ def test_modem_going_away_mid_send_reconnects_and_retries(make_service):
     with db(service) as session:
         row = session.get(OutboundMessage, outbound_id)
     assert (row.state, row.attempts, row.error_code) == ("queued", 1, "ERR_NOTCONNECTED")
-    assert modem_queue(service.settings).count == 1  # the retry waits for the modem
+    assert waiting(service.settings) == 1  # the retry waits for the modem
 
     clock.advance(1)
     service.tick()
@@ -510,7 +512,7 @@ def test_reconnect_backs_off_and_queued_replies_wait(make_service, phone):
 
     assert attempts_at == [0, 1, 3, 7, 11, 15]  # waits 1, 2, 4, then MODEM_RECONNECT_MAX_DELAY=4
     assert service.machine is None and "ERR_DEVICE" in service.last_error
-    assert modem_queue(service.settings).count == 1 and spy.sends == []
+    assert waiting(service.settings) == 1 and spy.sends == []
     with db(service) as session:
         assert session.get(OutboundMessage, outbound_id).state == "queued"
 
@@ -565,3 +567,34 @@ def test_bad_gammurc_section_is_a_clear_error(phone, settings):
 def test_shipped_gammurc_example_is_valid():
     config = modem_channel.check_config(str(PROJECT_ROOT / "deploy" / "gammurc.example"), 0)
     assert config["Connection"] == "at" and config["Device"].startswith("/dev/serial/by-id/")
+
+
+def test_sends_cut_short_by_a_crash_are_settled_from_the_modems_journal(make_service, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from sms_gateway.models import utcnow
+
+    spy = Spy()
+    service = make_service(spy, SWEEP_GRACE=0)
+    ids = [_queue_reply(service.settings, SENDER_E164, key=f"r{i}") for i in range(3)]
+    with db(service) as session:  # the previous modem process died with all three "sending"
+        session.execute(update(OutboundMessage).values(state="sending", attempts=1,
+                                                       claimed_at=utcnow() - timedelta(minutes=1),
+                                                       updated_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    service.journal.start(ids[0])
+    service.journal.sent(ids[0], "gammu:255")  # sent, then killed before the database heard of it
+    service.journal.start(ids[1])  # killed during SendSMS
+    # ids[2]: claimed, killed before SendSMS started
+
+    service.tick()
+
+    with db(service) as session:
+        rows = [session.get(OutboundMessage, i) for i in ids]
+    assert [(r.state, r.provider_id) for r in rows[:1]] == [("sent", "gammu:255")]
+    assert (rows[1].state, rows[1].error_code) == ("failed", "interrupted")
+    assert "keeps no sent record" in rows[1].error and "not sent again" in rows[1].error
+    assert (rows[2].state, rows[2].attempts) == ("sent", 1)
+    assert spy.sent_texts() == [(SENDER_E164, "Terima kasih.")]  # only the one that never started

@@ -66,7 +66,8 @@ def test_edited_rules_change_decisions_without_restarting_the_worker(client, set
     prefixes_file.write_text(text.replace(old, new))
     time.sleep(1.1)  # the registry is re-checked at most once a second
 
-    text_sms(client, work, message)
+    # Another citizen: the same text again from the same number would be a repeat of the first report.
+    text_sms(client, work, message, sender="081298765432")
     latest = reports(settings)[-1]
     assert (latest.agency, latest.evidence["decided_by"]) == ("KEMENHUB", "rules")
     assert {m["keyword"] for m in latest.evidence["rules"]["matched"]} == {"sunda kelapa", "rob"}

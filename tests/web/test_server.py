@@ -80,7 +80,7 @@ def test_concurrent_webhooks_and_retries_each_store_one_message_and_one_reply(se
     with session_factory(settings.DATABASE_URL)() as s:
         stored = s.scalars(select(InboundMessage)).all()
     assert sorted(m.external_id for m in stored) == sorted(p["MessageSid"] for p in unique)
-    assert sorted(queued_ids(redis_conn)) == sorted(m.id for m in stored)  # each handed to the worker once
+    assert sorted(queued_ids(settings, redis_conn)) == sorted(m.id for m in stored)  # each handed on once
 
     run_jobs(settings)
     assert len(fake_twilio.messages) == 40

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from sms_gateway.config import Settings, set_settings
 from sms_gateway.db import session_factory
-from sms_gateway.jobs import registry_for
 from sms_gateway.models import AppendOnlyError, Report, ReportEvent, User
+from sms_gateway.registry import registry_for
 from sms_gateway.workspace import accounts, hosts
 from sms_gateway.workspace.access import ScopeError, Viewer, report_scope, scoped_sessions, set_scope
 from tests.workspace.conftest import PASSWORD, SUFFIX, Workspace

@@ -1,0 +1,341 @@
+"""The outbox: every SMS the gateway sends is a row here first, and the row is the record.
+
+Whoever wants an SMS sent (the inbound pipeline, an agency's status change,
+the deadline watch) adds a row with ``queue_reply`` inside its own transaction
+and, after the commit, calls ``dispatch`` to ring the senders' doorbell in
+Redis. Nothing is lost if the doorbell is not heard (Redis down, a sender
+restarting): senders also look at the table every second when idle. The
+senders (``sms_gateway.sender``) claim rows with ``claim`` (queued → sending,
+one conditional UPDATE, so a row is claimed once however many senders run),
+hand them to their channel and record what happened with ``record_results``.
+Provider status callbacks move a row on with ``record_delivery_status``, never
+backwards. Nothing here knows RQ.
+
+Lanes: a reply to a citizen's own message (acknowledgement, CEK status, help)
+is lane 0 and goes before agency notifications (lane 1), which go before bulk
+messages (lane 2); within a lane, oldest first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import Select, bindparam, select, text, update
+from sqlalchemy.orm import Session
+
+from . import gsm, queue
+from .config import Settings
+from .db import session_factory
+from .models import OUTBOUND_RANK, OutboundMessage, OutboundState, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+REPLY, NOTIFICATION, BULK = 0, 1, 2
+LANES = {REPLY: "reply", NOTIFICATION: "notification", BULK: "bulk"}
+# Purposes that answer something the citizen just sent; anything else an
+# agency or the gateway starts is a notification unless the caller says bulk.
+REPLY_PURPOSES = frozenset({"ack", "status", "help", "reply", "stop", "start"})
+
+WAKE_PREFIX = "sms-gateway:outbox:wake:"
+
+
+def lane_for(purpose: str, inbound_id: int | None) -> int:
+    """The lane of a new SMS: replies to a citizen's message first."""
+    return REPLY if inbound_id is not None or purpose in REPLY_PURPOSES else NOTIFICATION
+
+
+def new_message(*, key: str, channel: str, recipient: str, text: str, purpose: str,
+                inbound_id: int | None = None, report_id: int | None = None,
+                lane: int | None = None) -> OutboundMessage:
+    """An outbound row, not added to any session (the pipeline adds a batch at once)."""
+    return OutboundMessage(
+        idempotency_key=key, channel=channel, recipient=recipient, text=text, purpose=purpose,
+        inbound_id=inbound_id, report_id=report_id, state=OutboundState.QUEUED, attempts=0,
+        lane=lane_for(purpose, inbound_id) if lane is None else lane,
+        segments=gsm.measure(text).segments,
+    )
+
+
+def reply_row(*, key: str, channel: str, recipient: str, text: str, purpose: str, inbound_id: int,
+              report_id: int | None, now: datetime) -> dict[str, Any]:
+    """The columns of a reply to inbound message ``inbound_id``, for a batch insert (``db.insert_rows``)."""
+    return {"idempotency_key": key, "channel": channel, "recipient": recipient, "text": text, "purpose": purpose,
+            "inbound_id": inbound_id, "report_id": report_id, "state": OutboundState.QUEUED.value,
+            "lane": lane_for(purpose, inbound_id), "attempts": 0, "segments": gsm.measure(text).segments,
+            "created_at": now, "updated_at": now}
+
+
+def queue_reply(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    recipient: str,
+    text: str,
+    purpose: str,
+    inbound_id: int | None = None,
+    report_id: int | None = None,
+    lane: int | None = None,
+) -> OutboundMessage:
+    """Add an outbound SMS unless one with ``key`` exists (then return that one). Not committed."""
+    existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == key))
+    if existing is not None:
+        return existing
+    row = new_message(key=key, channel=channel, recipient=recipient, text=text, purpose=purpose,
+                      inbound_id=inbound_id, report_id=report_id, lane=lane)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def dispatch(settings: Settings, messages: list[OutboundMessage] | list[str]) -> bool:
+    """After commit: wake the senders of these messages' channels (or of these channel names).
+
+    False (logged) when Redis is unreachable; the messages are not lost, the
+    senders find them at their next look at the table.
+    """
+    channels = sorted({m if isinstance(m, str) else m.channel for m in messages
+                       if isinstance(m, str) or m.state == OutboundState.QUEUED})
+    if not channels:
+        return True
+    try:
+        pipe = queue.get_redis(settings).pipeline(transaction=False)
+        for channel in channels:
+            # A doorbell, not a queue: one pending ring is enough for any number of rows.
+            pipe.lpush(WAKE_PREFIX + channel, 1)
+            pipe.ltrim(WAKE_PREFIX + channel, 0, 0)
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("could not wake the %s sender(s) (%s); they will find the messages within a second",
+                    ", ".join(channels), exc)
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- the senders' side
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row a sender has claimed (state sending) and must now hand to its channel."""
+
+    id: int
+    recipient: str
+    text: str
+    segments: int
+    attempts: int
+    lane: int
+    claimed_at: datetime
+
+
+_CLAIM_COLUMNS = (OutboundMessage.id, OutboundMessage.recipient, OutboundMessage.text,
+                  OutboundMessage.segments, OutboundMessage.attempts, OutboundMessage.lane,
+                  OutboundMessage.claimed_at)
+
+
+def _due(channel: str, now: datetime) -> Any:
+    return (OutboundMessage.channel == channel, OutboundMessage.state == OutboundState.QUEUED,
+            (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now))
+
+
+def limited(query: Select[Any], dialect: str) -> Any:
+    """``query`` (ids, with LIMIT and FOR UPDATE SKIP LOCKED) as the set an UPDATE may take.
+
+    PostgreSQL: a MATERIALIZED CTE, evaluated once. As a plain ``IN (SELECT
+    … LIMIT n FOR UPDATE SKIP LOCKED)`` it may rescan the subquery for each
+    row it updates, each rescan skipping and taking other rows, so one claim
+    of n could take far more than n (a two-sender test caught 70 taking 120).
+    SQLite: the subquery (evaluated once); a statement that begins with WITH
+    would not begin a transaction in Python's sqlite3 and commit at once.
+    """
+    if dialect == "postgresql":
+        return select(query.cte("picked").prefix_with("MATERIALIZED").c.id)
+    return query.scalar_subquery()
+
+
+def claim(session: Session, channel: str, limit: int, now: datetime | None = None) -> list[Claimed]:
+    """Claim up to ``limit`` due rows of ``channel``, best lane and oldest first; committed.
+
+    One statement: ``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE
+    SKIP LOCKED) UPDATE … WHERE id IN picked AND state = 'queued' RETURNING …``. On PostgreSQL concurrent
+    senders skip each other's rows instead of waiting; SQLite runs the
+    statement under its database lock. Either way a row is claimed once.
+    """
+    now = now or utcnow()
+    due = limited(select(OutboundMessage.id).where(*_due(channel, now))
+                  .order_by(OutboundMessage.lane, OutboundMessage.id).limit(limit)
+                  .with_for_update(skip_locked=True), session.get_bind().dialect.name)
+    rows = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(due), OutboundMessage.state == OutboundState.QUEUED)
+        .values(state=OutboundState.SENDING, attempts=OutboundMessage.attempts + 1, claimed_at=now,
+                updated_at=now)
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    claimed = [Claimed(r.id, r.recipient, r.text, r.segments or 1, r.attempts, r.lane, r.claimed_at) for r in rows]
+    claimed.sort(key=lambda c: (c.lane, c.id))
+    return claimed
+
+
+def release(session: Session, ids: list[int]) -> None:
+    """Give back claimed rows that were not sent (the rate allowed fewer); the claim did not count."""
+    if ids:
+        session.execute(update(OutboundMessage)
+                        .where(OutboundMessage.id.in_(ids), OutboundMessage.state == OutboundState.SENDING)
+                        .values(state=OutboundState.QUEUED, attempts=OutboundMessage.attempts - 1)
+                        .execution_options(synchronize_session=False))
+        session.commit()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed row."""
+
+    id: int
+    state: str  # sent, delivered (console), queued (retry), failed
+    provider_id: str | None = None
+    segments: int | None = None
+    error: str | None = None
+    error_code: str | None = None
+    next_attempt_at: datetime | None = None
+    uncount: bool = False  # the attempt does not count (throttled: not the message's fault)
+
+
+# Results are written with one executemany per kind. Each UPDATE applies only
+# while the row is still ours ("sending"), except that a provider's status
+# report may have raced ahead (Kannel's DLRs arrive within milliseconds of the
+# sendsms answer): then the state it set stays, and only what the report could
+# not know (our provider id, the send time, the segments) is filled in.
+_SENT_SQL = text("""
+UPDATE outbound_messages SET
+    state = CASE WHEN state IN ('queued', 'sending') THEN :state ELSE state END,
+    provider_id = COALESCE(provider_id, :provider_id),
+    sent_at = COALESCE(sent_at, :now),
+    delivered_at = CASE WHEN delivered_at IS NULL AND (state = 'delivered' OR :state = 'delivered')
+                        THEN :now ELSE delivered_at END,
+    segments = COALESCE(:segments, segments),
+    error = CASE WHEN state IN ('failed', 'undelivered') THEN error ELSE NULL END,
+    error_code = CASE WHEN state IN ('failed', 'undelivered') THEN error_code ELSE NULL END,
+    next_attempt_at = NULL,
+    updated_at = :now
+WHERE id = :id
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+_NOT_SENT_SQL = text("""
+UPDATE outbound_messages SET
+    state = :state, error = :error, error_code = :error_code, next_attempt_at = :next_attempt_at,
+    attempts = attempts - :uncount, updated_at = :now
+WHERE id = :id AND state = 'sending'
+""").bindparams(bindparam("now", type_=UTCDateTime()), bindparam("next_attempt_at", type_=UTCDateTime()))
+
+
+def record_results(session: Session, outcomes: list[Outcome], now: datetime | None = None) -> None:
+    """Write the outcomes of a sender's calls in one transaction."""
+    if not outcomes:
+        return
+    now = now or utcnow()
+    sent = [{"id": o.id, "state": o.state, "provider_id": o.provider_id, "segments": o.segments, "now": now}
+            for o in outcomes if o.state in (OutboundState.SENT, OutboundState.DELIVERED)]
+    other = [{"id": o.id, "state": o.state, "error": o.error, "error_code": o.error_code,
+              "next_attempt_at": o.next_attempt_at, "uncount": int(o.uncount), "now": now}
+             for o in outcomes if o.state not in (OutboundState.SENT, OutboundState.DELIVERED)]
+    if sent:
+        session.execute(_SENT_SQL, sent)
+    if other:
+        session.execute(_NOT_SENT_SQL, other)
+    session.commit()
+
+
+def stale_sends(session: Session, channel: str, older_than: timedelta, limit: int = 100,
+                now: datetime | None = None) -> list[Claimed]:
+    """Take the sends of ``channel`` still "sending" after ``older_than``: their sender died mid-call.
+
+    Taking one moves its ``updated_at`` on, so two senders never reconcile
+    the same row at once and an undecided one comes back after ``older_than``.
+    """
+    now = now or utcnow()
+    stale = limited(select(OutboundMessage.id)
+                    .where(OutboundMessage.channel == channel, OutboundMessage.state == OutboundState.SENDING,
+                           OutboundMessage.updated_at < now - older_than)
+                    .order_by(OutboundMessage.id).limit(limit).with_for_update(skip_locked=True),
+                    session.get_bind().dialect.name)
+    rows = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(stale), OutboundMessage.state == OutboundState.SENDING)
+        .values(updated_at=now)
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return [Claimed(r.id, r.recipient, r.text, r.segments or 1, r.attempts, r.lane, r.claimed_at or now)
+            for r in rows]
+
+
+# --------------------------------------------------------------------------- provider reports and operators
+
+def record_delivery_status(
+    session: Session,
+    outbound_id: int,
+    new_state: str,
+    raw_status: str,
+    error_code: str | None = None,
+    error: str | None = None,
+    provider_id: str | None = None,
+) -> bool:
+    """Apply a provider's delivery report; never moves a message backwards. True if it moved."""
+    row = session.get(OutboundMessage, outbound_id, with_for_update=True)
+    if row is None:
+        return False
+    if provider_id and row.provider_id and provider_id != row.provider_id:
+        return False
+    rank = OUTBOUND_RANK.get(new_state, -1)
+    if rank <= OUTBOUND_RANK[row.state]:
+        if new_state != row.state:
+            return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
+        # The same state again: only the provider's words are news. Conditional on the
+        # state, like the move below: on SQLite (no FOR UPDATE) a report that moved the
+        # message on since our read ("delivered" over this "sent") keeps its words.
+        same: dict[str, Any] = {"provider_status": raw_status}
+        if error_code:
+            same["error_code"], same["error"] = error_code, error or row.error
+        session.execute(update(OutboundMessage).where(OutboundMessage.id == outbound_id,
+                                                      OutboundMessage.state == new_state)
+                        .values(**same).execution_options(synchronize_session=False))
+        session.expire(row)
+        return False
+    values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
+    if provider_id and not row.provider_id:
+        values["provider_id"] = provider_id
+    if error_code:
+        values["error_code"], values["error"] = error_code, error or row.error
+    if new_state == OutboundState.DELIVERED:
+        values["delivered_at"] = utcnow()
+    if new_state == OutboundState.SENT and row.sent_at is None:
+        values["sent_at"] = utcnow()
+    # The move is conditional on the state still being behind: SQLite ignores
+    # FOR UPDATE, so another report may have committed since the read above.
+    behind = [state for state, r in OUTBOUND_RANK.items() if r < rank]
+    moved = session.execute(  # type: ignore[attr-defined]
+        update(OutboundMessage).where(OutboundMessage.id == outbound_id, OutboundMessage.state.in_(behind))
+        .values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    session.expire(row)  # whatever happened, the database has the truth
+    return bool(moved)
+
+
+def retry(settings: Settings, outbound_id: int) -> bool:
+    """Operator action: put a failed (or undelivered) SMS back in the queue and wake its sender."""
+    with session_factory(settings.DATABASE_URL)() as session:
+        row = session.get(OutboundMessage, outbound_id)
+        if row is None or row.state not in (OutboundState.FAILED, OutboundState.UNDELIVERED):
+            return False
+        row.state = OutboundState.QUEUED
+        row.attempts = 0
+        row.next_attempt_at = None
+        session.commit()
+        dispatch(settings, [row.channel])
+        return True
