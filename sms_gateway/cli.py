@@ -198,8 +198,9 @@ def healthcheck(role: str | None) -> None:
     """Exit 0 when this host's ROLE (default: the container's own) is alive; the image's HEALTHCHECK.
 
     web: /livez answers on WEB_BIND; worker, scheduler: registered in Redis from this
-    host; sender: its heartbeat in Redis from this host; modem: connected and reporting. Liveness only: a database outage does not
-    make a container unhealthy (restarting it would not help).
+    host; sender: its heartbeat in Redis from this host; modem: connected and reporting.
+    Liveness only: a database outage does not make a container unhealthy (restarting it
+    would not help).
     """
     role = role or container_role()
     if role is None:

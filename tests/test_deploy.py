@@ -17,8 +17,8 @@ from sms_gateway.cli import main
 from sms_gateway.config import PROJECT_ROOT, SETTINGS
 
 DEPLOY = PROJECT_ROOT / "deploy"
-ROLES = {"web", "worker", "scheduler", "modem"}
-LONG_RUNNING = {"web", "worker", "scheduler"}
+ROLES = {"web", "worker", "sender", "scheduler", "modem"}
+LONG_RUNNING = {"web", "worker", "sender", "scheduler"}
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -29,7 +29,8 @@ def unit(path: Path) -> configparser.ConfigParser:
 
 
 @pytest.mark.parametrize("name", ["sms-gateway-web.service", "sms-gateway-worker@.service",
-                                  "sms-gateway-scheduler.service", "sms-gateway-modem.service"])
+                                  "sms-gateway-sender.service", "sms-gateway-scheduler.service",
+                                  "sms-gateway-modem.service"])
 def test_systemd_units_run_a_role_and_restart_it(name: str) -> None:
     service = unit(DEPLOY / "systemd" / name)["Service"]
     argv = shlex.split(service["ExecStart"])
@@ -58,7 +59,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_compose_has_the_whole_stack(compose) -> None:  # type: ignore[no-untyped-def]
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "scheduler"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "sender", "scheduler"}
     assert services["worker"]["deploy"]["replicas"] == 2
     for name in ("postgres", "redis", *LONG_RUNNING):
         assert services[name]["restart"] in ("always", "unless-stopped"), name
@@ -79,7 +80,7 @@ def test_compose_runs_real_roles_from_this_repository(compose) -> None:  # type:
         assert command[0] in main.commands, command  # the image's entrypoint is sms-gateway
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert {name: services[name]["command"] for name in LONG_RUNNING} == {
-        "web": ["web"], "worker": ["worker"], "scheduler": ["scheduler"]}
+        "web": ["web"], "worker": ["worker"], "sender": ["sender"], "scheduler": ["scheduler"]}
 
 
 def test_compose_wires_the_services_and_orders_the_start(compose) -> None:  # type: ignore[no-untyped-def]
