@@ -219,7 +219,7 @@ class Role:
 
 
 class Gateway:
-    """The gateway's processes as operators run them: web (gunicorn), workers, the scheduler."""
+    """The gateway's processes as operators run them: web (gunicorn), workers, the sender, the scheduler."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path, workers: int = 2) -> None:
         self.env = {**os.environ, **env}
@@ -227,6 +227,7 @@ class Gateway:
         self.port = int(str(env["WEB_BIND"]).rsplit(":", 1)[1])
         self.roles = [Role("web", ("web",), workdir / "web.log")]
         self.roles += [Role(f"worker{i}", ("worker",), workdir / f"worker{i}.log") for i in range(1, workers + 1)]
+        self.roles.append(Role("sender", ("sender",), workdir / "sender.log"))
         self.roles.append(Role("scheduler", ("scheduler",), workdir / "scheduler.log"))
 
     @property
