@@ -38,9 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
 from sqlalchemy import Boolean, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import outbox, phone, queue, reports, tracking
@@ -62,6 +60,7 @@ from .models import (
     UTCDateTime,
     utcnow,
 )
+from .outage import DATABASE_DOWN, REDIS_DOWN, Outage
 from .parsing import ParsedSMS, original_body, parse
 from .registry import UNKNOWN_CODE_MAX, Registry, registry_for
 
@@ -142,25 +141,25 @@ def drain(settings: Settings) -> int:
 
 def run_inbound(settings: Settings, stop: threading.Event) -> None:
     """A worker's inbound loop: claim and process waiting messages until ``stop``; between
-    batches sleep on the doorbell, a second at most. An outage is logged and waited out."""
+    batches sleep on the doorbell, a second at most. An outage is logged once and waited out."""
     redis = queue.get_redis(settings)
-    down: str | None = None
+    redis_down = Outage("inbound loop: Redis (no doorbell; the database is looked at every second)", log,
+                        settings.RECONNECT_MAX_DELAY)
+    database_down = Outage("inbound loop: database (messages wait)", log, settings.RECONNECT_MAX_DELAY)
     while not stop.is_set():
         try:
             done = work_waiting(settings)
-            if down:
-                log.warning("inbound: %s is back", down)
-                down = None
-            if not done:
-                redis.blpop([queue.INBOUND_WAKE], timeout=1)
-        except RedisError as exc:
-            down = down or "Redis"
-            log.warning("inbound: Redis unavailable (%s); looking at the database every second", exc)
-            stop.wait(1.0)
-        except SQLAlchemyError as exc:
-            if down != "the database":
-                log.error("inbound: the database is unavailable (%s); waiting for it", exc)
-            down = "the database"
+            database_down.up()
+        except DATABASE_DOWN as exc:
+            stop.wait(database_down.down(exc))
+            continue
+        if done:
+            continue
+        try:
+            redis.blpop([queue.INBOUND_WAKE], timeout=1)
+            redis_down.up()
+        except REDIS_DOWN as exc:
+            redis_down.down(exc)
             stop.wait(1.0)
 
 

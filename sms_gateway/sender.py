@@ -62,6 +62,7 @@ from .channels.base import (
 from .config import Settings
 from .db import session_factory
 from .models import OutboundMessage, OutboundState, utcnow
+from .outage import DATABASE_DOWN, REDIS_DOWN, Outage
 from .ratelimit import SegmentRate
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class ChannelSender:
         self.inflight: dict[Future[outbox.Outcome], outbox.Claimed] = {}
         self.throttles = 0
         self.sent = self.failed = 0
+        self._unrecorded: list[outbox.Outcome] = []
         self._next_reconcile = 0.0
         self._next_backlog = 0.0
 
@@ -106,7 +108,7 @@ class ChannelSender:
         if now >= self._next_backlog:
             self._next_backlog = now + BACKLOG_CHECK
             self.check_backlog()
-        self._record(self._finished(block=False))
+        self._record(self._finished(block=False))  # also what an outage kept unrecorded
         started, rate_wait = self._start()
         if started:
             if self.pool is None:
@@ -195,10 +197,16 @@ class ChannelSender:
         return outcomes
 
     def _record(self, outcomes: list[outbox.Outcome]) -> None:
+        outcomes = self._unrecorded + outcomes
+        self._unrecorded = []
         if not outcomes:
             return
-        with self.sessions() as session:
-            outbox.record_results(session, outcomes)
+        try:
+            with self.sessions() as session:
+                outbox.record_results(session, outcomes)
+        except Exception:
+            self._unrecorded = outcomes  # the calls happened: record them when the database is back
+            raise
         throttled = False
         for o in outcomes:
             if o.state in (OutboundState.SENT, OutboundState.DELIVERED):
@@ -358,6 +366,10 @@ def run(settings: Settings, channels: list[str], *, burst: bool = False,
     errors: list[BaseException] = []
 
     def loop(sender: ChannelSender) -> None:
+        # One log line when Redis or the database goes away, one when it is back; meanwhile the
+        # sender waits with backoff (its claimed sends finish; their outcomes are kept to record).
+        redis = Outage(f"sender {sender.name}: Redis (sends wait)", log, settings.RECONNECT_MAX_DELAY)
+        database = Outage(f"sender {sender.name}: database (sends wait)", log, settings.RECONNECT_MAX_DELAY)
         try:
             if burst:
                 sender.drain()
@@ -365,9 +377,12 @@ def run(settings: Settings, channels: list[str], *, burst: bool = False,
             while not stop.is_set():
                 try:
                     sender.step()
-                except RedisError as exc:
-                    log.error("sender %s: Redis unavailable, retrying in 1 s: %s", sender.name, exc)
-                    stop.wait(1.0)
+                    redis.up()
+                    database.up()
+                except REDIS_DOWN as exc:
+                    stop.wait(redis.down(exc))
+                except DATABASE_DOWN as exc:
+                    stop.wait(database.down(exc))
             sender.shutdown()
         except BaseException as exc:
             errors.append(exc)

@@ -70,9 +70,10 @@ def count(pattern: str, log: Path) -> int:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_worker_and_scheduler_ride_out_a_redis_restart(roles, private_redis, env, client, fake_twilio) -> None:
+def test_worker_scheduler_and_sender_ride_out_a_redis_restart(roles, private_redis, env, client, fake_twilio) -> None:
     worker, worker_log = roles("worker")
     scheduler, scheduler_log = roles("scheduler")
+    sender, _sender_log = roles("sender")
     wait_for(lambda: "Listening on" in worker_log.read_text(), 30, "the worker to start")
     wait_for(lambda: "starting" in scheduler_log.read_text(), 30, "the scheduler to start")
 
@@ -85,10 +86,12 @@ def test_worker_and_scheduler_ride_out_a_redis_restart(roles, private_redis, env
     client.application.config["SETTINGS"] = settings
     assert post_signed(client, sms_params(body="PLN ADUAN listrik mati sejak pagi")).status_code == 200
     wait_for(lambda: fake_twilio.messages, 30, f"the acknowledgement\n{worker_log.read_text()[-3000:]}")
-    assert worker.poll() is None and scheduler.poll() is None  # nobody restarted them
+    assert worker.poll() is None and scheduler.poll() is None and sender.poll() is None  # nobody restarted them
     # The cron scheduler registered itself again in the empty Redis and keeps enqueueing sweeps.
     wait_for(lambda: Redis.from_url(private_redis.url).zcard("rq:cron_schedulers"), 10, "the scheduler's registration")
     for log in (worker_log, scheduler_log):  # ours; RQ adds its own lines about the jobs the outage failed
+        wait_for(lambda log=log: count(r"sms_gateway.processes: Redis back after [\d.]+ s", log), 15,
+                 f"{log.name} to see Redis back")
         text = log.read_text()
         assert count(r"sms_gateway.processes: Redis unreachable", log) == 1, text[-3000:]
         assert count(r"sms_gateway.processes: Redis back after [\d.]+ s", log) == 1, text[-3000:]
