@@ -1,7 +1,7 @@
 """pipeline: outbox lanes, retry times and claims; flood control
 
 Revision ID: 0005_pipeline
-Revises: 0004_routing
+Revises: 0007_workspace
 Create Date: 2026-11-30 00:10:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0005_pipeline'
-down_revision: str | None = '0004_routing'
+down_revision: str | None = '0007_workspace'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
