@@ -382,6 +382,52 @@ class LabelledExample(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
+# --------------------------------------------------------------------------- rules backtests (issue 11)
+
+
+class RuleBacktest(Base):
+    """A proposed prefixes.yaml tried on stored texts and labelled examples (``rules/backtest.py``).
+
+    The job ``jobs.run_backtest`` takes the id; the row is the record: the text
+    tried, who, when, the window, the progress and the result.
+    """
+
+    __tablename__ = "rule_backtests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(254))  # a workspace user's e-mail, or cli
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")  # as uploaded, or pasted
+    rules_text: Mapped[str] = mapped_column(Text)  # the proposed file, whole
+    base_text: Mapped[str] = mapped_column(Text)  # the file in force when it was asked for
+    base_version: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))  # of the proposed file
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # days, since, until (ISO)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
+    done: Mapped[int] = mapped_column(Integer, default=0)  # texts decided so far
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RuleChange(Base):
+    """A prefixes.yaml written from the rules page (RULES_EDITABLE=1): who, when, what it replaced."""
+
+    __tablename__ = "rule_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backtest_id: Mapped[int | None] = mapped_column(ForeignKey("rule_backtests.id"))
+    actor: Mapped[str] = mapped_column(String(254))
+    path: Mapped[str] = mapped_column(Text)
+    backup_path: Mapped[str] = mapped_column(Text)
+    version_before: Mapped[str] = mapped_column(String(32))
+    version_after: Mapped[str] = mapped_column(String(32))
+    previous_text: Mapped[str] = mapped_column(Text)  # the version replaced, even if the backup file goes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # --------------------------------------------------------------------------- workspace (issue 10)
 
 
@@ -470,6 +516,6 @@ def _append_only(_mapper: Mapper[Any], _connection: Any, target: object) -> None
     raise AppendOnlyError(f"{type(target).__name__} is append-only")
 
 
-for _model in (ReportEvent, ReportNote):
+for _model in (ReportEvent, ReportNote, RuleChange):
     event.listen(_model, "before_update", _append_only)
     event.listen(_model, "before_delete", _append_only)

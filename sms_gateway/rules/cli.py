@@ -133,3 +133,41 @@ def suggest_cmd(agency: str, since: datetime | None, limit: int, min_count: int)
                "`sms-gateway rules eval`), for example:")
     click.echo(f"  {agency}:\n    rules:\n      - name: from re-routed reports\n        weight: 2\n"
                f"        keywords: [{', '.join(p.stem for p in proposals if not p.keyword_of)}]")
+
+
+@rules_group.command("backtest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660),
+              help="Stored texts received in the last DAYS days.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
+def backtest_cmd(file: str, days: int, as_json: bool) -> None:
+    """What FILE (an edited prefixes.yaml) would change: texts that move, become unrouted, accuracy.
+
+    Every stored text of the last DAYS days is decided by the rules in force and
+    by FILE; the labelled examples (re-routed reports) and the shipped sets are
+    scored with both. Nothing is written. Exit 2 when FILE has problems.
+    """
+    from ..config import get_settings
+    from ..db import session_factory
+    from ..registry import RegistryError, parse_registry, registry_for
+    from .backtest import Window, render, run
+    from .examples import labelled
+
+    settings = get_settings()
+    try:
+        proposed = parse_registry(file)
+    except RegistryError as exc:
+        click.echo(f"{file} is not a valid prefixes file:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem.render()}", err=True)
+        sys.exit(2)
+    current = registry_for(settings)
+    with session_factory(settings.DATABASE_URL)() as session:
+        result = run(session, current, proposed, Window.last_days(days), examples=labelled(session))
+    result["file"] = file
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    click.echo(f"backtest of {file} against {current.path}, last {days} days")
+    for line in render(result):
+        click.echo(line)
