@@ -164,6 +164,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKSPACE_SESSION_IDLE_HOURS", "12", "Hours without a request after which a workspace "
             "session ends.", float),
     Setting("WORKSPACE_LINK_HOURS", "72", "Hours a one-time set-password link stays valid.", float),
+    Setting("RULES_EDITABLE", "false", "Let central admins write a backtested prefixes.yaml to PREFIXES_FILE "
+            "from the rules page (validated, the previous version kept as a .bak beside it, logged with their "
+            "name). Off: the page shows the diff and the file is edited and reviewed as usual.", bool),
     Setting("DISPLAY_TIMEZONE", "Asia/Jakarta", "Time zone of the times the command line shows operators "
             "(`messages`, `optout list`), printed with the zone (WIB); JSON output stays UTC."),
     Setting("LOG_LEVEL", "INFO", "Logging level, then optional levels per logger: "

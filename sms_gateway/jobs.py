@@ -116,3 +116,10 @@ def periodic_jobs(settings: Any) -> list[tuple[Any, int]]:
     """Jobs the scheduler enqueues at intervals."""
     return [(sweep, settings.SWEEP_INTERVAL), (sweep_deliveries, settings.SWEEP_INTERVAL),
             (run_escalations, settings.ESCALATION_INTERVAL), (close_unanswered, settings.ESCALATION_INTERVAL)]
+
+
+def run_backtest(backtest_id: int) -> str:
+    """Backtest a proposed prefixes.yaml stored as ``rule_backtests`` row ``backtest_id`` (the rules page)."""
+    from .rules import backtest
+
+    return backtest.execute(get_settings(), backtest_id)

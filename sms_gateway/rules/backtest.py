@@ -22,11 +22,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -336,3 +338,184 @@ def render(result: dict[str, Any]) -> list[str]:
         lines.extend(f"    fixed  {f['text']!r} ({f['source']})" for f in acc["fixed"][:10])
         lines.extend(f"    broken {f['text']!r} ({f['source']}): {f['now']}" for f in acc["broken"][:10])
     return lines
+
+
+# --------------------------------------------------------------------------- stored backtests (the rules page)
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+MAX_DAYS = 366
+PROGRESS_EVERY = 0.25  # seconds between progress writes
+
+
+class BacktestError(ValueError):
+    """A backtest or an apply refused; ``problems`` are the loader's ``file:line: problem`` when the file is bad."""
+
+    def __init__(self, reason: str, problems: Sequence[str] = (), status: int = 422) -> None:
+        self.reason = reason
+        self.problems = list(problems)
+        self.status = status
+        super().__init__("\n".join([reason, *self.problems]))
+
+
+def _parse(path: str, text: str) -> Registry:
+    from ..registry import RegistryError, parse_registry
+
+    try:
+        return parse_registry(path, text)
+    except RegistryError as exc:
+        raise BacktestError("invalid", [p.render() for p in exc.problems]) from None
+
+
+def _read_in_force(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BacktestError("unreadable", [f"{path}: {exc}"]) from None
+
+
+def create(session: Session, settings: Any, text: str, *, actor: str, days: int, filename: str = "",
+           now: datetime | None = None) -> Any:
+    """Validate a proposed file with the registry's loader and store a queued backtest (not committed)."""
+    from ..models import RuleBacktest
+
+    path = str(settings.PREFIXES_FILE)
+    if not 1 <= days <= MAX_DAYS:
+        raise BacktestError("days")
+    text = text.replace("\r\n", "\n")
+    proposed = _parse(path, text)  # problems are named as lines of the file it would replace
+    base_text = _read_in_force(path)
+    base = _parse(path, base_text)
+    window = Window.last_days(days, now)
+    row = RuleBacktest(actor=actor, created_at=now or datetime.now(UTC), filename=filename[:255], rules_text=text,
+                       base_text=base_text, base_version=base.version, version=proposed.version,
+                       params={"days": days, "since": window.since.isoformat(), "until": window.until.isoformat()},
+                       state=QUEUED, done=0, total=0)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def enqueue(settings: Any, backtest_id: int) -> None:
+    """Hand the backtest to a worker (job ``backtest-<id>``); raises if Redis is unreachable."""
+    from .. import queue
+
+    queue.enqueue(settings, queue.DEFAULT, queue.JOBS + "run_backtest", backtest_id, job_id=f"backtest-{backtest_id}")
+
+
+def execute(settings: Any, backtest_id: int) -> str:
+    """Run stored backtest ``backtest_id`` (the job's body). Done already: nothing; a failure raises after
+    marking the row, so RQ retries it, and a retry starts over (the window is fixed in the row)."""
+    from ..db import session_factory
+    from ..models import RuleBacktest, utcnow
+    from .examples import labelled
+
+    maker = session_factory(settings.DATABASE_URL)
+    with maker() as session:
+        row = session.get(RuleBacktest, backtest_id)
+        if row is None:
+            return "missing"
+        if row.state == DONE:
+            return "already done"
+        row.state, row.started_at, row.error, row.done = RUNNING, utcnow(), None, 0
+        session.commit()
+        path = str(settings.PREFIXES_FILE)
+        window = Window(datetime.fromisoformat(row.params["since"]), datetime.fromisoformat(row.params["until"]))
+        before, after = _parse(path, row.base_text), _parse(path, row.rules_text)
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        # Its own short transaction: the reading session holds a streaming cursor.
+        nonlocal last
+        now = time.monotonic()
+        if done not in (0, total) and now - last < PROGRESS_EVERY:
+            return
+        last = now
+        with maker() as s:
+            s.query(RuleBacktest).filter_by(id=backtest_id).update({"done": done, "total": total})
+            s.commit()
+
+    try:
+        with maker() as session:
+            result = run(session, before, after, window, examples=labelled(session), progress=progress)
+    except Exception as exc:
+        with maker() as session:
+            session.query(RuleBacktest).filter_by(id=backtest_id).update(
+                {"state": FAILED, "error": f"{type(exc).__name__}: {exc}"[:2000], "finished_at": utcnow()})
+            session.commit()
+        raise
+    with maker() as session:
+        row = session.get(RuleBacktest, backtest_id)
+        assert row is not None
+        row.result, row.state, row.finished_at = result, DONE, utcnow()
+        row.done = row.total = result["texts"]
+        session.commit()
+    log.info("backtest #%s of %s's rules: %s texts, %s would go elsewhere, %.1f s", backtest_id, row.actor,
+             result["texts"], result["changed"], result["seconds"])
+    return "done"
+
+
+def diff(row: Any, current_text: str | None = None) -> str:
+    """Unified diff from the file in force (now, or when the backtest was asked for) to the proposed file."""
+    import difflib
+
+    base = row.base_text if current_text is None else current_text
+    return "".join(difflib.unified_diff(base.splitlines(keepends=True), row.rules_text.splitlines(keepends=True),
+                                        "prefixes.yaml (in force)", f"prefixes.yaml (backtest #{row.id})"))
+
+
+# --------------------------------------------------------------------------- applying (RULES_EDITABLE=1)
+
+def apply(session: Session, settings: Any, row: Any, *, actor: str, name: str = "",
+          now: datetime | None = None) -> Any:
+    """Write the backtested file to PREFIXES_FILE: validated, the previous version kept beside it
+    (``prefixes.yaml.<UTC time>.bak`` and in the ``rule_changes`` row), replaced atomically, logged.
+
+    Refused unless RULES_EDITABLE is on, the backtest is done, and the file on disk is still the one
+    the backtest compared with (someone else's edit in between means: backtest again). Every running
+    process reloads it within a second, as after any edit of the file. Commits the row.
+    """
+    import fcntl
+
+    from ..models import RuleChange
+
+    if not settings.RULES_EDITABLE:
+        raise BacktestError("not_editable", status=403)
+    if row.state != DONE:
+        raise BacktestError("not_done", status=409)
+    path = Path(str(settings.PREFIXES_FILE))
+    proposed = _parse(str(path), row.rules_text)
+    now = now or datetime.now(UTC)
+    # One writer at a time, across processes: the check of the file in force and the write are one step.
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = _read_in_force(str(path))
+        if current != row.base_text:
+            raise BacktestError("changed", status=409)
+        backup = path.with_name(f"{path.name}.{now:%Y%m%dT%H%M%S%fZ}.bak")
+        with open(backup, "x", encoding="utf-8") as f:
+            f.write(current)
+        mode = path.stat().st_mode & 0o777
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(row.rules_text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(temp, mode)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a crash
+        finally:
+            os.close(dir_fd)
+        change = RuleChange(backtest_id=row.id, actor=actor, path=str(path), backup_path=str(backup),
+                            version_before=row.base_version, version_after=proposed.version,
+                            previous_text=current, created_at=now)
+        session.add(change)
+        session.commit()
+    log.warning("%s written from the rules page by %s <%s> (backtest #%s): version %s -> %s; previous version "
+                "kept in %s", path, name or actor, actor, row.id, row.base_version, proposed.version, backup)
+    return change
