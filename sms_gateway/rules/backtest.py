@@ -83,9 +83,11 @@ def decide_text(text: str, registry: Registry, received_at: datetime = RECEIVED_
     return parsed, decide(parsed, registry, received_at)
 
 
-def outcome(text: str, registry: Registry) -> Outcome:
-    """``decide_text`` reduced to what a backtest compares."""
-    parsed, decision = decide_text(text, registry)
+def outcome(text: str, registry: Registry, parsed: ParsedSMS | None = None) -> Outcome:
+    """``decide_text`` reduced to what a backtest compares (``parsed``: the parse, when already made)."""
+    if parsed is None:
+        parsed = parse(text, registry)
+    decision = None if parsed.command else decide(parsed, registry, RECEIVED_AT)
     if decision is None:
         return Outcome(False, None, None, COMMAND_KINDS.get(parsed.command or "", "help"), None, False)
     unit = decision.evidence["rules"].get("unit") if decision.evidence["decided_by"] == "rules" else None
@@ -98,9 +100,21 @@ def outcome(text: str, registry: Registry) -> Outcome:
 _POOL_REGISTRIES: tuple[Registry, Registry] | None = None  # set before forking: the children inherit it
 
 
+def same_parser(a: Registry, b: Registry) -> bool:
+    """Whether ``parsing.parse`` reads every text the same way under both: it depends on these alone."""
+    return (a.names, a.keywords, a.commands, a.generic, a.flags, a.short_only) == \
+        (b.names, b.keywords, b.commands, b.generic, b.flags, b.short_only)
+
+
 def _decide_pair(texts: Sequence[str]) -> list[tuple[Outcome, Outcome]]:
     assert _POOL_REGISTRIES is not None
     before, after = _POOL_REGISTRIES
+    if same_parser(before, after):  # a change of rules only (the usual surge edit): parse once
+        out = []
+        for t in texts:
+            parsed = parse(t, before)
+            out.append((outcome(t, before, parsed), outcome(t, after, parsed)))
+        return out
     return [(outcome(t, before), outcome(t, after)) for t in texts]
 
 
