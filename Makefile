@@ -90,6 +90,7 @@ translations: install
 # Screenshots of every workspace page (desktop and 360 px) into docs/screenshots/.
 screenshots: install
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser.py -k "sqlite and pages"
+	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_rules_browser.py -k sqlite
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*
