@@ -72,14 +72,14 @@ def retry_policy(settings: Settings) -> Retry:
     return Retry(max=max(len(intervals), settings.SEND_MAX_ATTEMPTS - 1), interval=intervals)
 
 
-def enqueue(settings: Settings, queue: str, func: str, *args: Any, job_id: str) -> None:
+def enqueue(settings: Settings, queue: str, func: str, *args: Any, job_id: str, timeout: int | None = None) -> None:
     """Enqueue the job at import path ``func`` with ``args`` and the retry policy.
     Raises if Redis is unreachable.
 
     Through RQ's enqueue_many in one pipeline: one round trip to Redis, where
     Queue.enqueue takes two (it first checks dependencies, which we never use).
     """
-    job = Queue.prepare_data(func, args, job_id=job_id, retry=retry_policy(settings), result_ttl=0,
+    job = Queue.prepare_data(func, args, job_id=job_id, retry=retry_policy(settings), result_ttl=0, timeout=timeout,
                              failure_ttl=7 * 24 * 3600)  # results live in the database
     get_queue(settings, queue).enqueue_many([job])
 

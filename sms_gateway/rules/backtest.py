@@ -359,6 +359,7 @@ def render(result: dict[str, Any]) -> list[str]:
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_DAYS = 366
 PROGRESS_EVERY = 0.25  # seconds between progress writes
+JOB_TIMEOUT = 3 * 3600
 
 
 class BacktestError(ValueError):
@@ -413,7 +414,9 @@ def enqueue(settings: Any, backtest_id: int) -> None:
     """Hand the backtest to a worker (job ``backtest-<id>``); raises if Redis is unreachable."""
     from .. import queue
 
-    queue.enqueue(settings, queue.DEFAULT, queue.JOBS + "run_backtest", backtest_id, job_id=f"backtest-{backtest_id}")
+    # RQ's default 180 s would kill a year of a national surge (millions of texts) halfway.
+    queue.enqueue(settings, queue.DEFAULT, queue.JOBS + "run_backtest", backtest_id, job_id=f"backtest-{backtest_id}",
+                  timeout=JOB_TIMEOUT)
 
 
 def execute(settings: Any, backtest_id: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from datetime import UTC, datetime
@@ -86,6 +87,9 @@ def test_a_backtest_runs_as_a_job_and_its_result_stays_viewable(central: Any, se
     backtest_id = int(url.rsplit("/", 1)[1])
     waiting = central.get(url).get_data(as_text=True)
     assert "Menunggu pekerja" in waiting and 'hx-trigger="every 1s"' in waiting
+    from rq.job import Job
+
+    assert Job.fetch(f"backtest-{backtest_id}", connection=q.get_redis(settings)).timeout == 3 * 3600
 
     run_worker(settings)
     status = central.get(f"/rules/backtests/{backtest_id}/status", headers={"HX-Request": "true"})
@@ -124,6 +128,9 @@ def test_a_broken_file_is_refused_with_its_line(central: Any, settings: Settings
     response = start(central, broken)
     assert response.status_code == 422
     assert f"prefixes.yaml:{line}: " in response.get_data(as_text=True)
+    uploaded = central.post("/rules/backtests", {"rules_file": (io.BytesIO(broken.encode()), "edited.yaml"),
+                                                 "days": "30"}, content_type="multipart/form-data")
+    assert uploaded.status_code == 422 and f"prefixes.yaml:{line}: " in uploaded.get_data(as_text=True)
     with session_factory(settings.DATABASE_URL)() as session:
         assert session.scalar(select(RuleBacktest)) is None
 
