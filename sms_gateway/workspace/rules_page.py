@@ -251,6 +251,22 @@ def backtest_status(backtest_id: int) -> ResponseReturnValue:
     return render_template("_backtest_status.html", row=row), 200, headers
 
 
+@blueprint.post("/rules/backtests/<int:backtest_id>/run")
+@rules_readers
+def rerun_backtest(backtest_id: int) -> ResponseReturnValue:
+    """Queue a backtest again whose job failed or was lost (Redis flushed, worker gone); a finished one stays."""
+    row = _backtest(backtest_id)
+    if row.state != backtest.DONE:
+        try:
+            backtest.enqueue(_settings(), row.id)
+        except (RedisError, OSError):
+            flash(_("Uji belum bisa dijalankan: antrean (Redis) tidak terjangkau. Coba lagi sebentar."), "error")
+            return redirect(url_for("workspace.backtest_page", backtest_id=row.id))
+        row.state, row.error = backtest.QUEUED, None
+        db().commit()
+    return redirect(url_for("workspace.backtest_page", backtest_id=row.id))
+
+
 @blueprint.get("/rules/backtests/<int:backtest_id>/texts/<int:inbound_id>")
 @rules_readers
 def backtest_example(backtest_id: int, inbound_id: int) -> ResponseReturnValue:

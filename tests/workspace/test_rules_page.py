@@ -203,3 +203,21 @@ def test_agency_people_never_see_the_rules(people: Any, workspace: Any, central:
         assert ws.post(f"{url}/apply").status_code == 404
     anonymous = workspace()
     assert anonymous.get("/rules").status_code == 302
+
+
+def test_a_lost_job_can_be_queued_again_and_forms_need_their_csrf_token(central: Any, settings: Settings,
+                                                                       redis_conn: Any) -> None:
+    store(settings, now=datetime.now(UTC))
+    base = Path(settings.PREFIXES_FILE).read_text(encoding="utf-8")
+    assert central.post("/rules/backtests", {"rules_text": base, "days": "30"}, csrf=False).status_code == 400
+    assert central.post("/rules/try", {"text": "listrik padam"}, csrf=False).status_code == 400
+    url = start(central, proposed_text(base)).headers["Location"]
+    redis_conn.flushdb()  # the job is lost
+    run_worker(settings)
+    assert "Jalankan lagi" in central.get(url).get_data(as_text=True)
+    assert central.post(f"{url}/run").status_code == 302
+    run_worker(settings)
+    html = central.get(url).get_data(as_text=True)
+    assert re.search(r'class="t-moved"><strong>3</strong>', html) and "Jalankan lagi" not in html
+    assert central.post(f"{url}/run").status_code == 302  # finished: nothing queued again
+    assert q.get_queue(settings, q.DEFAULT).count == 0
