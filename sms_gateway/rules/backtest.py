@@ -435,9 +435,7 @@ def execute(settings: Any, backtest_id: int) -> str:
             return "already done"
         row.state, row.started_at, row.error, row.done = RUNNING, utcnow(), None, 0
         session.commit()
-        path = str(settings.PREFIXES_FILE)
-        window = Window(datetime.fromisoformat(row.params["since"]), datetime.fromisoformat(row.params["until"]))
-        before, after = _parse(path, row.base_text), _parse(path, row.rules_text)
+        base_text, rules_text, params = row.base_text, row.rules_text, dict(row.params)
     last = 0.0
 
     def progress(done: int, total: int) -> None:
@@ -452,6 +450,10 @@ def execute(settings: Any, backtest_id: int) -> str:
             s.commit()
 
     try:
+        # Both files were valid when stored; a gazetteer file they name may have changed since.
+        path = str(settings.PREFIXES_FILE)
+        before, after = _parse(path, base_text), _parse(path, rules_text)
+        window = Window(datetime.fromisoformat(params["since"]), datetime.fromisoformat(params["until"]))
         with maker() as session:
             result = run(session, before, after, window, examples=labelled(session), progress=progress)
     except Exception as exc:
@@ -509,25 +511,10 @@ def apply(session: Session, settings: Any, row: Any, *, actor: str, name: str = 
         if current != row.base_text:
             raise BacktestError("changed", status=409)
         backup = path.with_name(f"{path.name}.{now:%Y%m%dT%H%M%S%fZ}.bak")
-        with open(backup, "x", encoding="utf-8") as f:
-            f.write(current)
-        mode = path.stat().st_mode & 0o777
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(row.rules_text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(temp, mode)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+            _write(path, backup, current, row.rules_text)
+        except OSError as exc:  # a read-only volume, a full disk: said, not a 500
+            raise BacktestError("unwritable", [f"{path}: {exc.strerror or exc}"], status=409) from None
         change = RuleChange(backtest_id=row.id, actor=actor, path=str(path), backup_path=str(backup),
                             version_before=row.base_version, version_after=proposed.version,
                             previous_text=current, created_at=now)
@@ -536,3 +523,26 @@ def apply(session: Session, settings: Any, row: Any, *, actor: str, name: str = 
     log.warning("%s written from the rules page by %s <%s> (backtest #%s): version %s -> %s; previous version "
                 "kept in %s", path, name or actor, actor, row.id, row.base_version, proposed.version, backup)
     return change
+
+
+def _write(path: Path, backup: Path, current: str, new: str) -> None:
+    """Keep ``current`` in ``backup``, then replace ``path`` by ``new`` atomically (temp file, fsync, rename)."""
+    with open(backup, "x", encoding="utf-8") as f:
+        f.write(current)
+    mode = path.stat().st_mode & 0o777
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(new)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)

@@ -197,6 +197,8 @@ def start_backtest() -> ResponseReturnValue:
         days = int(request.form.get("days", DEFAULT_DAYS))
     except ValueError:
         days = 0
+    if len(text) > RULES_MAX:
+        return _page(422, problems=[_("Berkas terlalu besar.")], rules_text="", days=days)
     if not text.strip():
         return _page(422, problems=[_("Tempel isi prefixes.yaml yang diubah, atau unggah berkasnya.")],
                      rules_text=text, days=days)
@@ -299,7 +301,8 @@ def apply_backtest(backtest_id: int) -> ResponseReturnValue:
         reasons = {"not_done": _("Uji belum selesai."),
                    "changed": _("prefixes.yaml sudah berubah sejak uji ini dibuat: jalankan uji lagi pada "
                                 "berkas yang berlaku sekarang."),
-                   "invalid": _("Berkas tidak valid: %(problems)s", problems="; ".join(exc.problems))}
+                   "invalid": _("Berkas tidak valid: %(problems)s", problems="; ".join(exc.problems)),
+                   "unwritable": _("Berkas tidak bisa ditulis: %(problems)s", problems="; ".join(exc.problems))}
         flash(reasons.get(exc.reason, exc.reason), "error")
         return _render_backtest(row, exc.status)
     flash(_("prefixes.yaml ditulis (versi %(version)s); versi sebelumnya disimpan di %(backup)s. Semua proses "

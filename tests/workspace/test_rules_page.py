@@ -221,3 +221,19 @@ def test_a_lost_job_can_be_queued_again_and_forms_need_their_csrf_token(central:
     assert re.search(r'class="t-moved"><strong>3</strong>', html) and "Jalankan lagi" not in html
     assert central.post(f"{url}/run").status_code == 302  # finished: nothing queued again
     assert q.get_queue(settings, q.DEFAULT).count == 0
+
+
+def test_a_file_that_cannot_be_written_is_said_not_crashed(editable: dict[str, str], central: Any, settings: Settings,
+                                                           redis_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sms_gateway.rules import backtest
+
+    url = _done_backtest(central, settings)
+
+    def read_only(*_args: Any) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(backtest, "_write", read_only)
+    response = central.post(f"{url}/apply")
+    assert response.status_code == 409 and "Read-only file system" in response.get_data(as_text=True)
+    with session_factory(settings.DATABASE_URL)() as session:
+        assert session.scalar(select(RuleChange)) is None
