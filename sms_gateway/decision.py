@@ -28,7 +28,7 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Decision:
+def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime, *, explain: bool = True) -> Decision:
     """Route a parsed report.
 
     The prefix decides the agency when it names one; otherwise (no prefix, an
@@ -43,6 +43,10 @@ def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Deci
     read for it (a question is ``info``, a proposal or a thank-you ``aspirasi``),
     and the evidence says why. A prefix without a keyword means ``aduan``, as
     the format says.
+
+    ``explain=False`` (bulk callers: the rules backtest) decides the same and
+    skips what only explains it: the rules' evidence is only the unit, and
+    there are no deadlines.
     """
     verdict = engine_for(registry).evaluate(parsed.body)
     kind, kind_by = parsed.kind, "keyword" if parsed.keyword else "format" if parsed.agency else "default"
@@ -70,8 +74,11 @@ def decide(parsed: ParsedSMS, registry: Registry, received_at: datetime) -> Deci
         "decided_by": decided_by,
         "kind_by": kind_by,
         "junk": verdict.junk and kind == "unknown",
-        "rules": verdict.evidence(),
+        "rules": verdict.evidence() if explain else {"unit": verdict.unit},
     }
+    if not explain:
+        return Decision(agency=agency, kind=kind, category=verdict.category, special=verdict.special,
+                        evidence=evidence)
     if verdict.days is not None:
         disposition = deadlines.add_working_days(received_at, verdict.days[0])
         followup = deadlines.add_working_days(received_at, verdict.days[1])

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -55,9 +55,8 @@ PARALLEL_MIN = 4 * CHUNK  # below this, forking costs more than it saves
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Where one text goes under one registry: compact enough to compare and to send between processes."""
+class Outcome(NamedTuple):
+    """Where one text goes under one registry: a tuple, cheap to compare and to send between processes."""
 
     report: bool  # False: a command, junk, or no content
     agency: str | None  # receiving agency, None: central queue
@@ -87,7 +86,7 @@ def outcome(text: str, registry: Registry, parsed: ParsedSMS | None = None) -> O
     """``decide_text`` reduced to what a backtest compares (``parsed``: the parse, when already made)."""
     if parsed is None:
         parsed = parse(text, registry)
-    decision = None if parsed.command else decide(parsed, registry, RECEIVED_AT)
+    decision = None if parsed.command else decide(parsed, registry, RECEIVED_AT, explain=False)
     if decision is None:
         return Outcome(False, None, None, COMMAND_KINDS.get(parsed.command or "", "help"), None, False)
     unit = decision.evidence["rules"].get("unit") if decision.evidence["decided_by"] == "rules" else None

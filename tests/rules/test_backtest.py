@@ -157,3 +157,21 @@ def test_a_broken_file_exits_2_with_file_line_and_problem(settings: Settings, pr
     out = CliRunner().invoke(main, ["rules", "backtest", str(proposed)])
     assert out.exit_code == 2
     assert f"{proposed}:{where + 2}:" in out.output and "weight" in out.output
+
+
+def test_the_backtest_decides_as_the_pipeline_does(current: Registry) -> None:
+    """``decide(explain=False)`` (the backtest's) routes every shipped text exactly as the pipeline's decide."""
+    from sms_gateway.decision import decide
+    from sms_gateway.parsing import parse
+    from sms_gateway.rules.backtest import outcome
+    from sms_gateway.rules.evaluation import RECEIVED_AT, SHIPPED_SETS, shipped_cases
+
+    for text in [c.text for name in SHIPPED_SETS for c in shipped_cases(name)]:
+        parsed = parse(text, current)
+        quick = outcome(text, current)
+        if parsed.command:
+            assert not quick.report
+            continue
+        full = decide(parsed, current, RECEIVED_AT)
+        unit = full.evidence["rules"]["unit"] if full.evidence["decided_by"] == "rules" else None
+        assert quick == (full.kind != "unknown", full.agency, unit, full.kind, full.category, full.special), text
