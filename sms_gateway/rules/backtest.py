@@ -14,7 +14,7 @@ One function, ``run``, serves the CLI (``sms-gateway rules backtest``) and the
 RQ job behind the rules page (``jobs.run_backtest``). The texts are read in one
 streamed query (server-side cursor on PostgreSQL) and each distinct text is
 decided once per registry; with more than one CPU the deciding is spread over
-forked processes, which inherit both compiled engines.
+forked processes (one per idle CPU), which inherit both compiled engines.
 """
 
 from __future__ import annotations
@@ -118,10 +118,16 @@ def _decide_pair(texts: Sequence[str]) -> list[tuple[Outcome, Outcome]]:
 
 
 def _processes(total: int) -> int:
+    """Processes to decide ``total`` texts: one per idle CPU (at most MAX_PROCESSES), else this one alone.
+
+    Forking pays only when cores are idle: on a busy machine (bench/backtest.py on
+    2 cores at load 5–6) two processes took longer than one.
+    """
     if total < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return max(1, min(MAX_PROCESSES, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    idle = round(cpus - os.getloadavg()[0])
+    return max(1, min(MAX_PROCESSES, cpus, idle))
 
 
 def decide_all(before: Registry, after: Registry, chunks: Iterable[list[str]],
