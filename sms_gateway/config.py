@@ -167,6 +167,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RULES_EDITABLE", "false", "Let central admins write a backtested prefixes.yaml to PREFIXES_FILE "
             "from the rules page (validated, the previous version kept as a .bak beside it, logged with their "
             "name). Off: the page shows the diff and the file is edited and reviewed as usual.", bool),
+    # Coordinators' board and readiness alerts (sms_gateway/workspace/board.py, sms_gateway/readiness.py).
+    Setting("READINESS_INTERVAL", "300", "Seconds between runs of the readiness check (`sms-gateway scheduler`).",
+            int),
+    Setting("READINESS_ALERT_PERIOD", "14400", "Seconds of one alert period: a readiness condition that "
+            "holds is told to the people on duty at most once per period (per agency where it has one).", int),
+    Setting("READINESS_CENTRAL_BACKLOG", "50", "Open reports in the central queue beyond which the people on "
+            "duty for PUSAT are alerted.", int),
+    Setting("READINESS_STALL_MINUTES", "10", "Minutes without any message processed, while messages wait, "
+            "after which the people on duty for PUSAT are alerted (no worker running, or all stuck).", int),
     Setting("DISPLAY_TIMEZONE", "Asia/Jakarta", "Time zone of the times the command line shows operators "
             "(`messages`, `optout list`), printed with the zone (WIB); JSON output stays UTC."),
     Setting("LOG_LEVEL", "INFO", "Logging level, then optional levels per logger: "

@@ -507,6 +507,89 @@ class ReportNote(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+# --------------------------------------------------------------------------- coordinators, rosters, readiness (issue 11)
+
+
+class CoordinationAction(Base):
+    """An intervensi (act on a report) or teguran (a formal reprimand) from a coordinator to an agency.
+
+    Append-only, like the history: the agency's answer is a row of its own
+    (``CoordinationAnswer``); an action without one is shown as a banner in the agency's inbox.
+    """
+
+    __tablename__ = "coordination_actions"
+    __table_args__ = (Index("ix_coordination_actions_agency_created", "agency", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # intervensi, teguran
+    agency: Mapped[str] = mapped_column(String(32))  # the agency asked to act / reprimanded
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)  # required for intervensi
+    coordinator: Mapped[str | None] = mapped_column(String(32))  # coordinator code; None: a central admin
+    author: Mapped[str] = mapped_column(String(254))  # the person's e-mail address
+    author_name: Mapped[str] = mapped_column(String(128), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CoordinationAnswer(Base):
+    """The agency's answer to an intervensi or teguran: one per action; it clears the banner."""
+
+    __tablename__ = "coordination_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("coordination_actions.id"), unique=True)
+    author: Mapped[str] = mapped_column(String(254))
+    author_name: Mapped[str] = mapped_column(String(128), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReportView(Base):
+    """That a workspace user opened a report's page (the first time): who has looked at what.
+
+    One row per (report, user), written with INSERT … ON CONFLICT DO NOTHING, so
+    a page view costs one index probe; the readiness check asks whether anybody
+    on duty has opened a report that is about to miss its deadline.
+    """
+
+    __tablename__ = "report_views"
+    __table_args__ = (UniqueConstraint("report_id", "user_id", name="uq_report_views_report_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RosterEntry(Base):
+    """A person on duty for an agency (or PUSAT, the central queue) on some weekdays and/or dates."""
+
+    __tablename__ = "roster_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(32), index=True)  # agency code, or PUSAT
+    name: Mapped[str] = mapped_column(String(128))
+    number: Mapped[str] = mapped_column(String(32))  # E.164
+    email: Mapped[str | None] = mapped_column(String(254))  # their workspace account, if any
+    weekdays: Mapped[str] = mapped_column(String(7), default="")  # ISO weekdays, "12345" = Monday to Friday
+    dates: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates, in addition to the weekdays
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReadinessAlert(Base):
+    """A readiness alert that was raised; ``key`` (condition, subject, period) makes raising it idempotent."""
+
+    __tablename__ = "readiness_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    condition: Mapped[str] = mapped_column(String(32))  # at_risk, central_backlog, workers_stalled
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)  # None: the gateway as a whole
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class AppendOnlyError(RuntimeError):
     """Somebody tried to change or delete a history entry."""
 
@@ -516,6 +599,6 @@ def _append_only(_mapper: Mapper[Any], _connection: Any, target: object) -> None
     raise AppendOnlyError(f"{type(target).__name__} is append-only")
 
 
-for _model in (ReportEvent, ReportNote, RuleChange):
+for _model in (ReportEvent, ReportNote, RuleChange, CoordinationAction, CoordinationAnswer):
     event.listen(_model, "before_update", _append_only)
     event.listen(_model, "before_delete", _append_only)

@@ -2,8 +2,10 @@
 
 Roles are explicit: ``staff`` works an agency's reports, ``admin`` (agency
 admin) also manages its staff, canned answers and webhook, ``central`` (central
-admin) sees and disposes every report. Issue 11 adds ``coordinator``: a new
-role gets a branch in ``principal_for`` and ``report_scope`` and nothing else.
+admin) sees and disposes every report, ``coordinator`` (issue 11: an account
+of a ``coordinators:`` code of prefixes.yaml) reads the reports of the
+agencies it watches and acts only through the board (intervensi, teguran):
+``may_post`` is the list of what it may post, everything else is refused.
 
 Scoping is the API's (``agencies.scope``): a viewer is turned into the same
 ``Principal`` and sees what ``visible_agencies`` says. Every workspace query
@@ -16,16 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, event, false, true
+from sqlalchemy import ColumnElement, event, false, or_, true
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
-from ..agencies.scope import Principal, units, visible_agencies
+from ..agencies.scope import Principal, units, visible_agencies, watched
 from ..db import get_engine
 from ..models import Report
 from ..registry import Registry
 
-STAFF, AGENCY_ADMIN, CENTRAL_ADMIN = "staff", "admin", "central"
-ROLES = (STAFF, AGENCY_ADMIN, CENTRAL_ADMIN)
+STAFF, AGENCY_ADMIN, CENTRAL_ADMIN, COORDINATOR = "staff", "admin", "central", "coordinator"
+ROLES = (STAFF, AGENCY_ADMIN, CENTRAL_ADMIN, COORDINATOR)
 AGENCY_ROLES = (STAFF, AGENCY_ADMIN)
 
 SCOPE_KEY = "report_scope"
@@ -43,12 +45,23 @@ class Viewer:
     email: str
     name: str
     role: str
-    agency: str | None  # None for a central admin
+    agency: str | None  # None for a central admin and a coordinator
+    coordinator: str | None = None  # the coordinator code of a coordinator's account
 
     @property
     def central(self) -> bool:
         """A central admin: every report, every agency."""
         return self.role == CENTRAL_ADMIN
+
+    @property
+    def monitors(self) -> bool:
+        """May open the board: central admins and coordinators."""
+        return self.role == CENTRAL_ADMIN or (self.role == COORDINATOR and self.coordinator is not None)
+
+    @property
+    def read_only(self) -> bool:
+        """Reads reports but works none of them (a coordinator: it acts through the board only)."""
+        return self.role not in (*AGENCY_ROLES, CENTRAL_ADMIN)
 
     @property
     def manages_staff(self) -> bool:
@@ -67,6 +80,9 @@ def principal_for(viewer: Viewer) -> Principal:
         return Principal(token_id=0, admin=True, code=None, person=viewer.email)
     if viewer.role in AGENCY_ROLES and viewer.agency:
         return Principal(token_id=0, admin=False, code=viewer.agency, person=viewer.email)
+    if viewer.role == COORDINATOR and viewer.coordinator:
+        # A coordinator's API token is the same Principal: it monitors, and owns no reports.
+        return Principal(token_id=0, admin=False, code=viewer.coordinator, person=viewer.email)
     raise ScopeError(f"role {viewer.role!r} has no scope")
 
 
@@ -80,7 +96,37 @@ def report_scope(registry: Registry, viewer: Viewer | None) -> ColumnElement[boo
         visible = visible_agencies(registry, principal_for(viewer))
         assert visible is not None
         return Report.agency.in_(sorted(visible))
+    if viewer.role == COORDINATOR:
+        codes, central = monitored_by(registry, viewer)
+        condition = Report.agency.in_(sorted(codes)) if codes else false()
+        return or_(condition, Report.agency.is_(None)) if central else condition
     return false()  # an agency removed from prefixes.yaml, a role this code does not know
+
+
+def monitored_by(registry: Registry, viewer: Viewer) -> tuple[frozenset[str], bool]:
+    """(agencies on ``viewer``'s board, whether the central queue is on it); nothing for anybody else.
+
+    Central admins see every agency and the central queue; a coordinator what
+    prefixes.yaml says it watches (a code no longer there watches nothing).
+    """
+    if viewer.role == CENTRAL_ADMIN:
+        return frozenset(registry.agencies), True
+    if viewer.role == COORDINATOR and viewer.coordinator in registry.coordinators:
+        return watched(registry, registry.coordinators[viewer.coordinator])
+    return frozenset(), False
+
+
+# What a coordinator may post: the board's actions and its own account; every
+# other form (a report's status, an answer, the admin pages) is refused with 404.
+COORDINATOR_POSTS = frozenset({"workspace.logout", "workspace.choose_language", "workspace.account",
+                               "workspace.intervene", "workspace.reprimand"})
+
+
+def may_post(viewer: Viewer | None, endpoint: str | None) -> bool:
+    """False when ``viewer`` may read but not post to ``endpoint`` (a coordinator outside the board)."""
+    if viewer is None or not viewer.read_only:
+        return True
+    return viewer.role == COORDINATOR and endpoint in COORDINATOR_POSTS
 
 
 def manageable_agencies(registry: Registry, viewer: Viewer) -> list[str] | None:
@@ -95,7 +141,7 @@ def manageable_agencies(registry: Registry, viewer: Viewer) -> list[str] | None:
 def assignable_roles(viewer: Viewer) -> tuple[str, ...]:
     """Roles ``viewer`` may give to an account it creates."""
     if viewer.role == CENTRAL_ADMIN:
-        return ROLES
+        return (*AGENCY_ROLES, CENTRAL_ADMIN)  # coordinators' accounts come from the CLI
     if viewer.role == AGENCY_ADMIN:
         return AGENCY_ROLES
     return ()

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..models import PasswordLink, User, UserSession, utcnow
 from ..registry import Registry
 from . import hosts
-from .access import AGENCY_ROLES, CENTRAL_ADMIN, ROLES, Viewer
+from .access import AGENCY_ROLES, CENTRAL_ADMIN, COORDINATOR, ROLES, Viewer
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256  # Argon2 takes anything; a bound keeps a megabyte "password" from costing CPU
@@ -59,7 +59,15 @@ def normalize_email(raw: str) -> str:
 
 def viewer_of(user: User) -> Viewer:
     """The ``Viewer`` the pages and the scope work with."""
+    if user.role == COORDINATOR:  # its ``agency`` column holds the coordinator code
+        return Viewer(user_id=user.id, email=user.email, name=user.name, role=user.role, agency=None,
+                      coordinator=user.agency)
     return Viewer(user_id=user.id, email=user.email, name=user.name, role=user.role, agency=user.agency)
+
+
+def home_agency(user: User) -> str | None:
+    """The agency whose host the account signs in on; None: the central host (central admins, coordinators)."""
+    return None if user.role in (CENTRAL_ADMIN, COORDINATOR) else user.agency
 
 
 def find(session: Session, email: str) -> User | None:
@@ -82,6 +90,9 @@ def create_user(session: Session, registry: Registry, *, email: str, name: str, 
             raise AccountError(f"a {role} account needs an agency", "account_needs_agency")
         if agency not in registry.agencies:
             raise AccountError(f"{agency} is not an agency in {registry.path}", "unknown_agency", agency=agency)
+    if role == COORDINATOR and (not agency or agency not in registry.coordinators):
+        raise AccountError(f"{agency} is not a coordinator in {registry.path}", "unknown_coordinator",
+                           coordinator=agency or "")
     if find(session, email) is not None:
         raise AccountError(f"{email} already has an account", "exists", email=email)
     user = User(email=email, name=name.strip()[:128], role=role, agency=agency, created_by=created_by)
@@ -117,7 +128,7 @@ def workspace_url(settings: Settings, registry: Registry, agency: str | None) ->
 
 def link_url(settings: Settings, registry: Registry, user: User, secret: str) -> str:
     """The set-password link to give the person (on their own agency's host)."""
-    return f"{workspace_url(settings, registry, user.agency)}/password/{secret}"
+    return f"{workspace_url(settings, registry, home_agency(user))}/password/{secret}"
 
 
 def redeem_link(session: Session, secret: str) -> tuple[PasswordLink, User] | None:

@@ -18,16 +18,21 @@ def user() -> None:
 @click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True,
               help="staff works reports; admin also manages the agency's staff, canned answers, webhook.")
 @click.option("--central", is_flag=True, help="A central admin: every report, every agency.")
+@click.option("--coordinator", help="A coordinator's account (a code under coordinators: in prefixes.yaml): "
+              "the board of the agencies it watches, intervensi and teguran.")
 @click.option("--name", default="", help="The person's name, shown in report histories.")
-def user_create(email: str, agency: str | None, role: str, central: bool, name: str) -> None:
+def user_create(email: str, agency: str | None, role: str, central: bool, coordinator: str | None,
+                name: str) -> None:
     """Create an account; the one-time set-password link is the last line."""
     from ..db import session_factory
     from ..registry import registry_for
     from . import accounts
-    from .access import CENTRAL_ADMIN
+    from .access import CENTRAL_ADMIN, COORDINATOR
 
-    if central == (agency is not None):
-        raise click.UsageError("give --agency CODE (with --role staff|admin), or --central")
+    if [central, agency is not None, coordinator is not None].count(True) != 1:
+        raise click.UsageError("give --agency CODE (with --role staff|admin), --coordinator CODE, or --central")
+    if coordinator is not None:
+        role, agency = COORDINATOR, coordinator
     settings = get_settings()
     registry = registry_for(settings)
     with session_factory(settings.DATABASE_URL)() as session:
@@ -39,7 +44,8 @@ def user_create(email: str, agency: str | None, role: str, central: bool, name: 
             raise click.ClickException(str(exc)) from None
         secret = accounts.issue_link(session, settings, row)
         session.commit()
-        holder = "central admin" if central else f"{row.role} of {row.agency}"
+        holder = ("central admin" if central else f"coordinator {row.agency}" if coordinator
+                  else f"{row.role} of {row.agency}")
         click.echo(f"account #{row.id} {row.email} ({holder}); give the person this one-time link "
                    f"(valid {settings.WORKSPACE_LINK_HOURS:g} hours) to set a password:")
         click.echo(accounts.link_url(settings, registry, row, secret))

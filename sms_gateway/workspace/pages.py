@@ -237,7 +237,7 @@ def login() -> ResponseReturnValue:
         return render_template("login.html", email="", next=request.args.get("next", ""))
     email = request.form.get("email", "")
     user = accounts.authenticate(db(), email, request.form.get("password", ""))
-    if user is None or not hosts.admits(g.realm, _registry(), user.agency):
+    if user is None or not hosts.admits(g.realm, _registry(), accounts.home_agency(user)):
         db().rollback()
         # The same answer whether the address is unknown, the password wrong or the
         # account belongs to another agency's host: nothing to learn by guessing.
