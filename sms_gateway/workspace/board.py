@@ -94,7 +94,7 @@ def _medians(session: Session, scope: ColumnElement[bool], end: Any) -> dict[str
                     func.row_number().over(partition_by=Report.agency, order_by=hours).label("n"),
                     func.count().over(partition_by=Report.agency).label("total")).where(where).subquery()
     middle = select(ranked.c.agency, func.avg(ranked.c.hours)).where(
-        ranked.c.n.in_([(ranked.c.total + 1) / 2, (ranked.c.total + 2) / 2])).group_by(ranked.c.agency)
+        ranked.c.n.in_([(ranked.c.total + 1) // 2, (ranked.c.total + 2) // 2])).group_by(ranked.c.agency)
     return {code: float(value) for code, value in session.execute(middle) if value is not None}
 
 

@@ -228,7 +228,8 @@ def _roster_page(agency: str, status: int = 200, **values: Any) -> ResponseRetur
 
 def _chosen_agency() -> str:
     agencies = _roster_agencies()
-    chosen = (request.values.get("agency") or agencies[0]).upper()
+    own = viewer().agency
+    chosen = (request.values.get("agency") or (own if own in agencies else agencies[0])).upper()
     if chosen not in agencies:
         abort(404)
     return chosen
