@@ -507,7 +507,7 @@ class ReportNote(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# --------------------------------------------------------------------------- coordinators, rosters, readiness (issue 11)
+# --------------------------------------------------------------------------- coordinators, rosters (issue 11)
 
 
 class CoordinationAction(Base):

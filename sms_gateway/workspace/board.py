@@ -192,7 +192,7 @@ def overdue_reports(session: Session, code: str | None, today: date) -> list[Ove
         .order_by(Report.next_due, Report.id).limit(OVERDUE_LIST_MAX)))
     levels: dict[int, int] = {}
     if reports:
-        levels = dict(session.execute(  # type: ignore[arg-type]
+        levels = dict(session.execute(
             select(Escalation.report_id, func.max(Escalation.level))
             .where(Escalation.report_id.in_([r.id for r in reports])).group_by(Escalation.report_id)).all())
     return [OverdueReport(r, deadlines.working_days_between(r.next_due, today), levels.get(r.id, 0))

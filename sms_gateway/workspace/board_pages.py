@@ -23,7 +23,7 @@ from ..agencies import lifecycle, rosters
 from ..agencies.scope import CENTRAL, units
 from ..models import CoordinationAction, ReportView, RosterEntry, utcnow
 from . import board, coordination
-from .access import CENTRAL_ADMIN, AGENCY_ADMIN, Viewer, may_post, monitored_by
+from .access import AGENCY_ADMIN, CENTRAL_ADMIN, Viewer, may_post, monitored_by
 from .messages import refusal
 from .pages import SAFE_METHODS, _registry, _report, _settings, blueprint, db, signed_in, viewer
 

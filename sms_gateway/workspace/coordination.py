@@ -166,7 +166,7 @@ def _with_answers(session: Session, actions: list[CoordinationAction]) -> list[S
     answers = {a.action_id: a for a in session.scalars(
         select(CoordinationAnswer).where(CoordinationAnswer.action_id.in_(ids)))} if ids else {}
     report_ids = sorted({a.report_id for a in actions if a.report_id})
-    numbers = dict(session.execute(select(Report.id, Report.tracking_number)  # type: ignore[arg-type]
+    numbers = dict(session.execute(select(Report.id, Report.tracking_number)
                                    .where(Report.id.in_(report_ids))).all()) if report_ids else {}
     return [Shown(a, answers.get(a.id), numbers.get(a.report_id) if a.report_id else None) for a in actions]
 

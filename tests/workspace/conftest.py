@@ -14,7 +14,7 @@ import pytest
 from sms_gateway.db import session_factory
 from sms_gateway.registry import registry_for
 from sms_gateway.workspace import accounts
-from tests.agencies.conftest import WEBHOOK_SECRET, Seeder, api_as, token_for  # noqa: F401 - shared fixtures
+from tests.agencies.conftest import WEBHOOK_SECRET, Seeder, api_as, receiver, token_for  # noqa: F401 - shared fixtures
 from tests.workspace.browser import chromium, live, page  # noqa: F401 - the browser suite's fixtures
 
 PASSWORD = "kata-sandi-uji-123"

@@ -19,7 +19,7 @@ from sms_gateway.registry import registry_for
 from sms_gateway.workspace import accounts
 from sms_gateway.workspace.access import scoped_sessions, set_scope
 from sms_gateway.workspace.board import figures
-from tests.agencies.conftest import add_to_agency, add_to_coordinator, receiver  # noqa: F401 - fixture
+from tests.agencies.conftest import add_to_agency, add_to_coordinator
 from tests.workspace.conftest import PASSWORD
 
 WIB = ZoneInfo("Asia/Jakarta")
