@@ -696,6 +696,10 @@ from .workspace.cli import user  # noqa: E402 - kept in this section
 
 main.add_command(user)
 
+from .agencies.rosters import roster_group  # noqa: E402 - kept in this section
+
+main.add_command(roster_group)
+
 
 if __name__ == "__main__":
     main()

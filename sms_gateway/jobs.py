@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from . import outbox, pipeline, queue
+from . import outbox, pipeline, queue, readiness
 from .agencies import citizen, escalation, push
 from .config import get_settings
 from .db import session_factory
@@ -111,11 +111,17 @@ def close_unanswered() -> dict[str, int]:
     return citizen.close_unanswered()
 
 
+def check_readiness() -> dict[str, int]:
+    """Readiness alerts to the people on duty (periodic)."""
+    return readiness.check()
+
+
 # Periodic jobs run by `sms-gateway scheduler` (RQ's CronScheduler): (function, seconds).
 def periodic_jobs(settings: Any) -> list[tuple[Any, int]]:
     """Jobs the scheduler enqueues at intervals."""
     return [(sweep, settings.SWEEP_INTERVAL), (sweep_deliveries, settings.SWEEP_INTERVAL),
-            (run_escalations, settings.ESCALATION_INTERVAL), (close_unanswered, settings.ESCALATION_INTERVAL)]
+            (run_escalations, settings.ESCALATION_INTERVAL), (close_unanswered, settings.ESCALATION_INTERVAL),
+            (check_readiness, settings.READINESS_INTERVAL)]
 
 
 def run_backtest(backtest_id: int) -> str:

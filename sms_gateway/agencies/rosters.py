@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import click
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -116,3 +117,41 @@ def describe_days(entry: RosterEntry, names: tuple[str, ...]) -> str:
     if entry.dates:
         text = f"{text} + {', '.join(entry.dates)}" if text else ", ".join(entry.dates)
     return text
+
+
+# --------------------------------------------------------------------------- sms-gateway roster …
+
+@click.group("roster")
+def roster_group() -> None:
+    """On-duty rosters (edited by each agency's admin on /admin/roster)."""
+
+
+@roster_group.command("list")
+@click.argument("code")
+@click.option("--on", "day", help="Only who is on duty on this date (YYYY-MM-DD; `today` for today).")
+def roster_list(code: str, day: str | None) -> None:
+    """CODE's roster (an agency code, or PUSAT for the central queue): name, number, account, days."""
+    from .. import deadlines
+    from ..config import get_settings
+    from ..db import session_factory
+    from ..registry import registry_for
+    from .scope import CENTRAL
+
+    settings = get_settings()
+    code = code.upper()
+    if code != CENTRAL and code not in registry_for(settings).agencies:
+        raise click.ClickException(f"{code} is not an agency (or PUSAT)")
+    with session_factory(settings.DATABASE_URL)() as session:
+        if day:
+            try:
+                when = deadlines.today() if day == "today" else date.fromisoformat(day)
+            except ValueError:
+                raise click.BadParameter(f"{day!r} is not a date", param_hint="--on") from None
+            rows = on_duty(session, code, when)
+        else:
+            rows = entries(session, code)
+    if not rows:
+        click.echo(f"nobody on {code}'s roster" + (f" on {day}" if day else ""))
+    names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    for row in rows:
+        click.echo(f"#{row.id:<4} {row.name:30} {row.number:16} {row.email or '-':30} {describe_days(row, names)}")
