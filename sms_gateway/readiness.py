@@ -72,7 +72,8 @@ def at_risk(session: Session, registry: Registry, now: datetime) -> list[Finding
             select(Report.id, Report.agency, Report.tracking_number)
             .where(Report.status.in_(OPEN), Report.status != FOLLOWED_UP, Report.agency.is_not(None),
                    Report.next_due <= horizon).order_by(Report.next_due, Report.id)):
-        candidates.setdefault(agency, []).append((report_id, number))
+        if agency is not None:  # the query says so; mypy cannot know
+            candidates.setdefault(agency, []).append((report_id, number))
     findings = []
     for agency, reports in sorted(candidates.items()):
         on_duty = {e.email for e in rosters.on_duty(session, agency, today) if e.email}
