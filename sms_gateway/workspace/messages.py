@@ -46,11 +46,17 @@ _TEXTS: dict[str, Callable[[Mapping[str, object]], str]] = {
     "password_short": lambda p: _("Kata sandi minimal %(minimum)s karakter.", minimum=p.get("minimum")),
     "password_long": lambda p: _("Kata sandi paling banyak %(maximum)s karakter.", maximum=p.get("maximum")),
     "password_email": lambda p: _("Kata sandi tidak boleh sama dengan alamat e-mail."),
+    # Intervensi and teguran (workspace/coordination.py), coordinators' accounts.
+    "central_queue": lambda p: _("Laporan masih di antrean pusat: disposisikan dulu ke instansi."),
+    "not_watched": lambda p: _("%(agency)s tidak Anda pantau.", agency=p.get("agency")),
+    "answered": lambda p: _("Sudah dijawab."),
+    "unknown_coordinator": lambda p: _("%(coordinator)s bukan koordinator yang terdaftar.",
+                                       coordinator=p.get("coordinator")),
 }
 
 
 def _field(what: object) -> str:
-    names = {"note": _("catatan"), "reason": _("alasan"), "text": _("teks jawaban")}
+    names = {"note": _("catatan"), "reason": _("alasan"), "text": _("teks jawaban"), "answer": _("jawaban")}
     return names.get(str(what), str(what))
 
 
