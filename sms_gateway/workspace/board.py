@@ -82,14 +82,12 @@ def _jakarta_date(session: Session, moment: Any) -> Any:
 
 
 def _medians(session: Session, scope: ColumnElement[bool], end: Any) -> dict[str | None, float]:
-    """Median hours from creation to ``end`` per agency, over the reports in ``scope`` that reached it."""
+    """Median hours from creation to ``end`` per agency, over the reports in ``scope`` that reached it.
+
+    SQLite has no percentile_cont: the middle row(s) of each agency by a window function.
+    """
     hours = _hours(session, end, Report.created_at)
     where = and_(scope, end.is_not(None))
-    if session.get_bind().dialect.name == "postgresql":
-        query = select(Report.agency, func.percentile_cont(0.5).within_group(hours)).where(where) \
-            .group_by(Report.agency)
-        return {code: float(value) for code, value in session.execute(query) if value is not None}
-    # SQLite has no percentile_cont: the middle row(s) of each agency by a window function.
     ranked = select(Report.agency.label("agency"), hours.label("hours"),
                     func.row_number().over(partition_by=Report.agency, order_by=hours).label("n"),
                     func.count().over(partition_by=Report.agency).label("total")).where(where).subquery()
@@ -108,6 +106,8 @@ def figures(session: Session, codes: list[str], central: bool, today: date, days
     since = period_start(today, days)
     overdue = overdue_clause(today)
 
+    # Two scans, each of what it needs: the open reports (few, once a surge is answered) for
+    # today's state, the period's reports (an index on created_at) for how fast they were answered.
     current = select(
         Report.agency, func.count(),
         func.sum(case((and_(Report.status != FOLLOWED_UP, Report.next_due == today), 1), else_=0)),
@@ -116,25 +116,33 @@ def figures(session: Session, codes: list[str], central: bool, today: date, days
     ).where(scope, Report.status.in_(OPEN)).group_by(Report.agency)
     for code, open_, due_today, late, oldest in session.execute(current):
         row = rows[code]
-        row.open, row.due_today, row.overdue, row.oldest_due = open_, int(due_today or 0), int(late or 0), oldest
-        if isinstance(oldest, str):  # SQLite hands back the MIN of a CASE as text
-            row.oldest_due = date.fromisoformat(oldest)
+        row.open, row.due_today, row.overdue = int(open_ or 0), int(due_today or 0), int(late or 0)
+        row.oldest_due = date.fromisoformat(oldest) if isinstance(oldest, str) else oldest  # SQLite: text
         if row.oldest_due is not None:
-            row.late_days = deadlines.working_days_between(row.oldest_due, today)
+            row.late_days = late_days(row.oldest_due, today)
 
     in_period = and_(scope, Report.created_at >= since)
     followed_local = _jakarta_date(session, Report.followed_up_at)
     decided = or_(Report.followed_up_at.is_not(None), Report.followup_due < today)
     in_time = and_(Report.followed_up_at.is_not(None), followed_local <= Report.followup_due)
-    period = select(Report.agency, func.count(), func.sum(case((decided, 1), else_=0)),
-                    func.sum(case((in_time, 1), else_=0))).where(in_period).group_by(Report.agency)
-    for code, count, due, met in session.execute(period):
+    columns: list[Any] = [func.count(), func.sum(case((decided, 1), else_=0)), func.sum(case((in_time, 1), else_=0))]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # percentile_cont skips the NULLs: reports not disposed / followed up yet
+        columns += [func.percentile_cont(0.5).within_group(_hours(session, end, Report.created_at))
+                    for end in (Report.disposed_at, Report.followed_up_at)]
+    for code, count, due, met, *medians in session.execute(
+            select(Report.agency, *columns).where(in_period).group_by(Report.agency)):
         row = rows[code]
-        row.reports, row.followups_due, row.followups_in_time = count, int(due or 0), int(met or 0)
-    for code, value in _medians(session, in_period, Report.disposed_at).items():
-        rows[code].median_hours_to_disposition = round(value, 1)
-    for code, value in _medians(session, in_period, Report.followed_up_at).items():
-        rows[code].median_hours_to_followup = round(value, 1)
+        row.reports, row.followups_due, row.followups_in_time = int(count or 0), int(due or 0), int(met or 0)
+        if medians:
+            to_disposition, to_followup = medians
+            row.median_hours_to_disposition = None if to_disposition is None else round(float(to_disposition), 1)
+            row.median_hours_to_followup = None if to_followup is None else round(float(to_followup), 1)
+    if not postgres:
+        for code, value in _medians(session, in_period, Report.disposed_at).items():
+            rows[code].median_hours_to_disposition = round(value, 1)
+        for code, value in _medians(session, in_period, Report.followed_up_at).items():
+            rows[code].median_hours_to_followup = round(value, 1)
 
     for code, level, count in session.execute(
             select(Escalation.agency, Escalation.level, func.count())
@@ -195,8 +203,21 @@ def overdue_reports(session: Session, code: str | None, today: date) -> list[Ove
         levels = dict(session.execute(
             select(Escalation.report_id, func.max(Escalation.level))
             .where(Escalation.report_id.in_([r.id for r in reports])).group_by(Escalation.report_id)).all())
-    return [OverdueReport(r, deadlines.working_days_between(r.next_due, today), levels.get(r.id, 0))
-            for r in reports]
+    return [OverdueReport(r, late_days(r.next_due, today), levels.get(r.id, 0)) for r in reports]
+
+
+def late_days(due: date, today: date) -> int:
+    """Working days from ``due`` to ``today``, computed once per pair (a list shares a few due dates)."""
+    key = (due, today, id(deadlines.overrides()))
+    value = _LATE.get(key)
+    if value is None:
+        if len(_LATE) > 10_000:
+            _LATE.clear()
+        value = _LATE[key] = deadlines.working_days_between(due, today)
+    return value
+
+
+_LATE: dict[tuple[date, date, int], int] = {}
 
 
 def recent_alerts(session: Session, codes: list[str], central: bool, since: datetime,
