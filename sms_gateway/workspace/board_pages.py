@@ -78,6 +78,8 @@ def board_page() -> ResponseReturnValue:
     days = board.period_days(request.args.get("days"))
     today = deadlines.today()
     rows = board.figures(db(), codes, central, today, days)
+    # The agencies that need a coordinator first: most overdue, then most open; PUSAT stays last.
+    rows[:len(codes)] = sorted(rows[:len(codes)], key=lambda r: (-r.overdue, -r.open, r.code))
     alerts = board.recent_alerts(db(), codes, central, utcnow() - timedelta(days=1))
     return render_template("board.html", rows=rows, total=board.totals(rows), days=days, periods=board.PERIODS,
                            today=today, alerts=alerts)
