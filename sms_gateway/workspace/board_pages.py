@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .. import deadlines, outbox, reports
 from ..agencies import lifecycle, rosters
 from ..agencies.scope import CENTRAL, units
-from ..models import CoordinationAction, ReportView, RosterEntry, utcnow
+from ..models import MAX_ID, CoordinationAction, ReportView, RosterEntry, utcnow
 from . import board, coordination
 from .access import AGENCY_ADMIN, CENTRAL_ADMIN, Viewer, may_post, monitored_by
 from .messages import refusal
@@ -161,7 +161,7 @@ def intervene(number: str) -> ResponseReturnValue:
 @signed_in
 def answer_coordination(action_id: int) -> ResponseReturnValue:
     """The agency answers an intervensi or teguran: the banner goes, the coordinator is told."""
-    action = db().get(CoordinationAction, action_id)
+    action = db().get(CoordinationAction, action_id) if action_id <= MAX_ID else None
     if action is None or not coordination.may_answer(_registry(), viewer(), action):
         abort(404)
     try:
@@ -267,7 +267,7 @@ def roster_add() -> ResponseReturnValue:
 def roster_delete(entry_id: int) -> ResponseReturnValue:
     """Take a person off the roster."""
     agencies = _roster_agencies()
-    row = db().get(RosterEntry, entry_id)
+    row = db().get(RosterEntry, entry_id) if entry_id <= MAX_ID else None
     if row is None or row.agency not in agencies:
         abort(404)
     db().delete(row)

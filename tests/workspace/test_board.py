@@ -64,6 +64,7 @@ def test_a_coordinator_sees_only_the_agencies_it_watches(settings: Any, seed: An
     central = seed(None)
     coordinator(settings, "pantau@kemendagri.go.id", "KEMENDAGRI")  # watches PEMKOTBEKASI and its units
     people("staf@dephub.go.id", agency="KEMENHUB", role="admin")
+    people("biasa@dephub.go.id", agency="KEMENHUB")
 
     ws = workspace()
     assert ws.login("pantau@kemendagri.go.id").status_code == 302
@@ -87,11 +88,20 @@ def test_a_coordinator_sees_only_the_agencies_it_watches(settings: Any, seed: An
     assert ws.get("/admin/roster").status_code == 404
     assert seed.report(bekasi).status == "diterima"
 
+    assert 'class="bulk"' not in ws.get("/").get_data(as_text=True)  # it reads what it watches, changes nothing
+    assert ws.post("/bulk", {"n": bekasi, "action": "status", "status": "diverifikasi"}).status_code == 404
+
     agency = workspace()
     agency.login("staf@dephub.go.id")
     assert agency.get("/board").status_code == 404
     assert agency.get("/board/KEMENHUB").status_code == 404
     assert "Papan pantau" not in agency.get("/").get_data(as_text=True)
+    assert agency.post(f"/coordination/{2**40}/answer", {"text": "x"}).status_code == 404
+    assert agency.post(f"/admin/roster/{2**40}/delete").status_code == 404
+    staff = workspace()
+    staff.login("biasa@dephub.go.id")
+    assert staff.get("/admin/roster").status_code == 404
+    assert staff.get("/board").status_code == 404
 
 
 def test_central_admins_see_every_agency_and_the_central_queue(seed: Any, people: Any, workspace: Any) -> None:
