@@ -200,6 +200,10 @@ NEXT_DUE_SQL = (
     "ELSE response_due END, '9999-12-31')"
 )
 NO_DUE_DATE = date(9999, 12, 31)
+# The open statuses (agencies.statuses.OPEN, which imports this module): the
+# board's partial index of open reports (migration 0009) is on these.
+OPEN_STATUSES = ("diterima", "diverifikasi", "didisposisikan", "ditindaklanjuti")
+_OPEN_SQL = "status IN ('diterima', 'diverifikasi', 'didisposisikan', 'ditindaklanjuti')"
 
 
 class Report(Base):
@@ -209,6 +213,15 @@ class Report(Base):
     __table_args__ = (
         Index("ix_reports_agency_next_due", "agency", "next_due", "id"),
         Index("ix_reports_next_due", "next_due", "id"),
+        # The coordinators' board (migration 0009, workspace/board.py): both of its GROUP BY
+        # agency scans read these in agency order, index-only on PostgreSQL — the open
+        # reports for today's state, the period's reports for the medians and shares.
+        Index("ix_reports_board_open", "agency",
+              postgresql_include=["status", "next_due", "disposed_at", "disposition_due", "followed_up_at",
+                                  "followup_due"],
+              postgresql_where=sql_text(_OPEN_SQL), sqlite_where=sql_text(_OPEN_SQL)),
+        Index("ix_reports_board_period", "agency", "created_at",
+              postgresql_include=["disposed_at", "followed_up_at", "followup_due"]),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

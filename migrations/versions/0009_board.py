@@ -16,7 +16,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+OPEN_SQL = "status IN ('diterima', 'diverifikasi', 'didisposisikan', 'ditindaklanjuti')"
+
+
 def upgrade() -> None:
+    # The board's two GROUP BY agency scans, index-only on PostgreSQL (models.Report).
+    op.create_index('ix_reports_board_open', 'reports', ['agency'],
+                    postgresql_include=['status', 'next_due', 'disposed_at', 'disposition_due', 'followed_up_at',
+                                        'followup_due'],
+                    postgresql_where=sa.text(OPEN_SQL), sqlite_where=sa.text(OPEN_SQL))
+    op.create_index('ix_reports_board_period', 'reports', ['agency', 'created_at'],
+                    postgresql_include=['disposed_at', 'followed_up_at', 'followup_due'])
+
     op.create_table('coordination_actions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -86,6 +97,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_reports_board_period', table_name='reports')
+    op.drop_index('ix_reports_board_open', table_name='reports')
     op.drop_table('readiness_alerts')
     op.drop_table('roster_entries')
     op.drop_table('report_views')
