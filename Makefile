@@ -91,6 +91,7 @@ translations: install
 screenshots: install
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser.py -k "sqlite and pages"
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_rules_browser.py -k sqlite
+	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser_board.py -k "sqlite and pages"
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*

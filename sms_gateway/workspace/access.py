@@ -118,7 +118,8 @@ def monitored_by(registry: Registry, viewer: Viewer) -> tuple[frozenset[str], bo
 
 # What a coordinator may post: the board's actions and its own account; every
 # other form (a report's status, an answer, the admin pages) is refused with 404.
-COORDINATOR_POSTS = frozenset({"workspace.logout", "workspace.choose_language", "workspace.account",
+COORDINATOR_POSTS = frozenset({"workspace.login", "workspace.logout", "workspace.set_password",
+                               "workspace.choose_language", "workspace.account",
                                "workspace.intervene", "workspace.reprimand"})
 
 

@@ -21,7 +21,7 @@ from sms_gateway.workspace import accounts
 from sms_gateway.workspace.access import scoped_sessions, set_scope
 from sms_gateway.workspace.board import figures
 from tests.agencies.conftest import add_to_agency, add_to_coordinator
-from tests.workspace.conftest import PASSWORD
+from tests.workspace.conftest import PASSWORD, SUFFIX, Workspace
 
 WIB = ZoneInfo("Asia/Jakarta")
 ON_DUTY = "+6281311112222"
@@ -107,6 +107,20 @@ def test_a_coordinator_sees_only_the_agencies_it_watches(settings: Any, seed: An
     staff.login("biasa@dephub.go.id")
     assert staff.get("/admin/roster").status_code == 404
     assert staff.get("/board").status_code == 404
+
+
+def test_a_coordinator_signs_in_on_the_central_host_only(settings: Any, env: dict[str, str]) -> None:
+    from sms_gateway.config import Settings
+    from sms_gateway.web import create_app
+
+    coordinator(settings, "pantau@kemendagri.go.id", "KEMENDAGRI")
+    app = create_app(Settings({**env, "WORKSPACE_HOST_SUFFIX": SUFFIX, "PUBLIC_BASE_URL": "https://lapor.test"}))
+    app.testing = True
+    assert Workspace(app, "pemkotbekasi.lapor.test").login("pantau@kemendagri.go.id").status_code == 401
+    central = Workspace(app, SUFFIX)
+    assert central.login("pantau@kemendagri.go.id").status_code == 302
+    assert central.get("/board").status_code == 200
+    assert central.post("/login", {"email": "x", "password": "y"}).status_code == 302  # signed in already
 
 
 def test_central_admins_see_every_agency_and_the_central_queue(seed: Any, people: Any, workspace: Any) -> None:
