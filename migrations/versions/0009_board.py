@@ -1,7 +1,7 @@
 """board: intervensi/teguran and their answers, report views, on-duty rosters, readiness alerts
 
 Revision ID: 0009_board
-Revises: 0005_pipeline
+Revises: 0010_rules (re-chained after rebasing onto main)
 Create Date: 2026-12-04 22:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0009_board'
-down_revision: str | None = '0005_pipeline'
+down_revision: str | None = '0010_rules'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
