@@ -88,6 +88,7 @@ class OutboundState(enum.StrEnum):
     DELIVERED = "delivered"  # handset confirmed
     UNDELIVERED = "undelivered"  # provider gave up
     FAILED = "failed"  # permanent error, or retries exhausted
+    CANCELLED = "cancelled"  # withdrawn before it was sent (a disposition undone on the desk); final
 
 
 # Higher rank = later in the life of a message. A status report may only move a
@@ -99,6 +100,7 @@ OUTBOUND_RANK: dict[str, int] = {
     "delivered": 3,
     "undelivered": 3,
     "failed": 3,
+    "cancelled": 3,
 }
 
 

@@ -9,6 +9,7 @@ module and the jobs module can import all of them.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,18 @@ def retry_policy(settings: Settings) -> Retry:
     return Retry(max=max(len(intervals), settings.SEND_MAX_ATTEMPTS - 1), interval=intervals)
 
 
-def enqueue(settings: Settings, queue: str, func: str, *args: Any, job_id: str, timeout: int | None = None) -> None:
-    """Enqueue the job at import path ``func`` with ``args`` and the retry policy.
-    Raises if Redis is unreachable.
+def enqueue(settings: Settings, queue: str, func: str, *args: Any, job_id: str, timeout: int | None = None,
+            at: datetime | None = None) -> None:
+    """Enqueue the job at import path ``func`` with ``args`` and the retry policy (at ``at``: RQ's scheduler,
+    which every worker runs, moves it to the queue then). Raises if Redis is unreachable.
 
     Through RQ's enqueue_many in one pipeline: one round trip to Redis, where
     Queue.enqueue takes two (it first checks dependencies, which we never use).
     """
+    if at is not None:
+        get_queue(settings, queue).enqueue_at(at, func, *args, job_id=job_id, retry=retry_policy(settings),
+                                              result_ttl=0, job_timeout=timeout, failure_ttl=7 * 24 * 3600)
+        return
     job = Queue.prepare_data(func, args, job_id=job_id, retry=retry_policy(settings), result_ttl=0, timeout=timeout,
                              failure_ttl=7 * 24 * 3600)  # results live in the database
     get_queue(settings, queue).enqueue_many([job])

@@ -24,7 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 AGENCY, COORDINATOR = "agency", "coordinator"
 PENDING, DELIVERING, DELIVERED, FAILED = "pending", "delivering", "delivered", "failed"
+CANCELLED = "cancelled"  # withdrawn before it was sent (a disposition undone on the desk)
 
 SIGNATURE_HEADER = "X-Lapor-Signature"
 TIMESTAMP_HEADER = "X-Lapor-Timestamp"
@@ -145,11 +146,22 @@ def _after_rollback(session: Session, previous_transaction: SessionTransaction) 
         session.info.pop(_PENDING, None)
 
 
-def enqueue_delivery(settings: Settings, delivery_id: int) -> bool:
-    """Enqueue ``deliver_webhook``; False (logged) when Redis is down: the sweeper retries."""
+def hold(session: Session, delivery_id: int) -> bool:
+    """Keep a delivery added in this transaction from being enqueued at commit; True if it was waiting.
+
+    The desk's undo window: the caller enqueues it later with ``enqueue_delivery(…, at=…)``.
+    """
+    waiting = session.info.get(_PENDING, [])
+    kept = [(s, i) for s, i in waiting if i != delivery_id]
+    session.info[_PENDING] = kept
+    return len(kept) != len(waiting)
+
+
+def enqueue_delivery(settings: Settings, delivery_id: int, at: datetime | None = None) -> bool:
+    """Enqueue ``deliver_webhook`` (at ``at``, or now); False (logged) when Redis is down: the sweeper retries."""
     try:
         queue.enqueue(settings, queue.DEFAULT, queue.JOBS + "deliver_webhook", delivery_id,
-                      job_id=f"webhook-{delivery_id}-{secrets.token_hex(4)}")
+                      job_id=f"webhook-{delivery_id}-{secrets.token_hex(4)}", at=at)
     except Exception:
         log.exception("could not enqueue webhook delivery #%s; the sweeper will retry", delivery_id)
         return False

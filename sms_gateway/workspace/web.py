@@ -69,7 +69,8 @@ def language() -> str:
 
 def init_app(app: Flask) -> None:
     """Add the workspace to ``app`` (the application factory calls this)."""
-    from . import admin, board_pages, pages, rules_page  # noqa: F401 - the views register themselves on the blueprint
+    # The views register themselves on the blueprint.
+    from . import admin, board_pages, desk_pages, pages, rules_page  # noqa: F401
     from .pages import blueprint
 
     settings = cast(Settings, app.config["SETTINGS"])
