@@ -181,7 +181,7 @@ def guesses(registry: Registry, rules: dict[str, Any], targets: list[str] | None
         if unit in targets and all(o != unit for o, _p in ranked):
             ranked.insert(0, (str(unit), float(rules.get("score") or 0)))
         allowed = set(targets)
-    out = []
+    out: list[Guess] = []
     for agency, score in ranked:
         if agency in allowed and agency not in excluded and all(g.agency != agency for g in out):
             out.append(Guess(agency, score, ", ".join(dict.fromkeys(words.get(agency, [])))))

@@ -18,7 +18,6 @@ from .access import Viewer
 from .messages import refusal
 from .pages import _registry, _settings, blueprint, db, signed_in, viewer
 
-
 UNDO_TEXTS = {
     "unknown": lambda p: _("Tidak ada disposisi Anda yang bisa dibatalkan di laporan ini."),
     "changed": lambda p: _("Laporan sudah diubah lagi sejak disposisi itu; batalkan tidak bisa lagi."),
@@ -81,7 +80,7 @@ def desk_dispose() -> ResponseReturnValue:
     try:
         if not to:
             raise lifecycle.LifecycleError(400, "to is required", "required", what="to")
-        held = desk.dispose(db(), settings, registry, v, report, to, at=now())
+        held = desk.dispose(db(), settings, registry, v, report, to, at=desk.now())
     except lifecycle.LifecycleError as exc:
         db().rollback()
         flash(refusal(exc), "error")
@@ -105,7 +104,7 @@ def desk_undo() -> ResponseReturnValue:
         abort(400)
     report = _on_desk(number)
     try:
-        event = undo(db(), v, report, event_id, at=now())
+        desk.undo(db(), v, report, event_id, at=desk.now())
     except desk.UndoRefused as exc:
         db().rollback()
         flash(UNDO_TEXTS[exc.key](exc.params), "error")
@@ -114,5 +113,4 @@ def desk_undo() -> ResponseReturnValue:
     session.pop("desk_undo", None)
     flash(_("Disposisi %(number)s dibatalkan: laporan kembali di meja, tidak ada pemberitahuan yang terkirim.",
             number=number), "ok")
-    del event
     return redirect(url_for("workspace.desk_page"))
