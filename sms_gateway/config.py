@@ -108,6 +108,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEND_BACKLOG_LIMIT", "36000", "Seconds of queued segments (at the channel's rate) beyond which "
             "the channel counts as overloaded: logged, and shown in /metrics (Twilio keeps a message "
             "queued for at most 10 hours).", int),
+    Setting("KANNEL_STATUS_URL", None, "Kannel's status page (http://127.0.0.1:13000/status.xml?password=…), "
+            "shown on the workspace's operations page (fetched with a 3-second timeout); unset: not shown.",
+            secret=True),
     Setting("KANNEL_DLR_DEADLINE", "600", "Seconds after an interrupted sendsms call within which Kannel's "
             "SMSC-accepted report (DLR 8/16) must arrive; without one the reply is sent again.", int),
     Setting("FLOOD_WINDOW", "3600", "Seconds of the flood-control window: identical texts from one number "

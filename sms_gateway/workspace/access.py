@@ -27,7 +27,9 @@ from ..models import Report
 from ..registry import Registry
 
 STAFF, AGENCY_ADMIN, CENTRAL_ADMIN, COORDINATOR = "staff", "admin", "central", "coordinator"
-ROLES = (STAFF, AGENCY_ADMIN, CENTRAL_ADMIN, COORDINATOR)
+# The operations page only (queues, workers, channels, failed sends): no report, no complaint text.
+OPERATOR = "operator"
+ROLES = (STAFF, AGENCY_ADMIN, CENTRAL_ADMIN, COORDINATOR, OPERATOR)
 AGENCY_ROLES = (STAFF, AGENCY_ADMIN)
 
 SCOPE_KEY = "report_scope"
@@ -67,6 +69,11 @@ class Viewer:
     def manages_staff(self) -> bool:
         """May open the admin pages (staff, canned answers, webhook)."""
         return self.role in (AGENCY_ADMIN, CENTRAL_ADMIN)
+
+    @property
+    def operates(self) -> bool:
+        """May open the operations page (central admins and operators)."""
+        return self.role in (CENTRAL_ADMIN, OPERATOR)
 
     @property
     def display(self) -> str:

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..models import PasswordLink, User, UserSession, utcnow
 from ..registry import Registry
 from . import hosts
-from .access import AGENCY_ROLES, CENTRAL_ADMIN, COORDINATOR, ROLES, Viewer
+from .access import AGENCY_ROLES, CENTRAL_ADMIN, COORDINATOR, OPERATOR, ROLES, Viewer
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256  # Argon2 takes anything; a bound keeps a megabyte "password" from costing CPU
@@ -83,7 +83,7 @@ def create_user(session: Session, registry: Registry, *, email: str, name: str, 
         raise AccountError(f"{email!r} is not an e-mail address", "bad_email", email=email)
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r} (expected {', '.join(ROLES)})", "bad_role", role=role)
-    if role == CENTRAL_ADMIN and agency is not None:
+    if role in (CENTRAL_ADMIN, OPERATOR) and agency is not None:
         raise AccountError("a central admin belongs to no agency", "central_agency")
     if role in AGENCY_ROLES:
         if not agency:

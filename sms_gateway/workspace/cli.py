@@ -20,19 +20,23 @@ def user() -> None:
 @click.option("--central", is_flag=True, help="A central admin: every report, every agency.")
 @click.option("--coordinator", help="A coordinator's account (a code under coordinators: in prefixes.yaml): "
               "the board of the agencies it watches, intervensi and teguran.")
+@click.option("--operator", is_flag=True, help="An operator: the operations page only, no report content.")
 @click.option("--name", default="", help="The person's name, shown in report histories.")
 def user_create(email: str, agency: str | None, role: str, central: bool, coordinator: str | None,
-                name: str) -> None:
+                operator: bool, name: str) -> None:
     """Create an account; the one-time set-password link is the last line."""
     from ..db import session_factory
     from ..registry import registry_for
     from . import accounts
-    from .access import CENTRAL_ADMIN, COORDINATOR
+    from .access import CENTRAL_ADMIN, COORDINATOR, OPERATOR
 
-    if [central, agency is not None, coordinator is not None].count(True) != 1:
-        raise click.UsageError("give --agency CODE (with --role staff|admin), --coordinator CODE, or --central")
+    if [central, agency is not None, coordinator is not None, operator].count(True) != 1:
+        raise click.UsageError("give --agency CODE (with --role staff|admin), --coordinator CODE, --central, "
+                               "or --operator")
     if coordinator is not None:
         role, agency = COORDINATOR, coordinator
+    if operator:
+        role = OPERATOR
     settings = get_settings()
     registry = registry_for(settings)
     with session_factory(settings.DATABASE_URL)() as session:
@@ -45,7 +49,7 @@ def user_create(email: str, agency: str | None, role: str, central: bool, coordi
         secret = accounts.issue_link(session, settings, row)
         session.commit()
         holder = ("central admin" if central else f"coordinator {row.agency}" if coordinator
-                  else f"{row.role} of {row.agency}")
+                  else "operator" if operator else f"{row.role} of {row.agency}")
         click.echo(f"account #{row.id} {row.email} ({holder}); give the person this one-time link "
                    f"(valid {settings.WORKSPACE_LINK_HOURS:g} hours) to set a password:")
         click.echo(accounts.link_url(settings, registry, row, secret))

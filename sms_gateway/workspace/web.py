@@ -70,7 +70,7 @@ def language() -> str:
 def init_app(app: Flask) -> None:
     """Add the workspace to ``app`` (the application factory calls this)."""
     # The views register themselves on the blueprint.
-    from . import admin, board_pages, desk_pages, pages, rules_page  # noqa: F401
+    from . import admin, board_pages, desk_pages, operations, pages, rules_page  # noqa: F401
     from .pages import blueprint
 
     settings = cast(Settings, app.config["SETTINGS"])
