@@ -75,7 +75,9 @@ def kannel_status(settings: Settings) -> KannelStatus | None:
     try:
         response = requests.get(str(url), timeout=KANNEL_TIMEOUT)
     except requests.RequestException as exc:
-        status.error = f"{type(exc).__name__}: {exc}".replace(str(url), shown)
+        error = f"{type(exc).__name__}: {exc}"
+        query = str(url).partition("?")[2]
+        status.error = error.replace(query, "…") if query else error
         return status
     status.http_status = response.status_code
     status.ok = response.status_code == 200
