@@ -79,12 +79,13 @@ def create_staff() -> ResponseReturnValue:
     form = request.form.to_dict()
     if role not in assignable_roles(viewer()):
         return _staff_page(422, error=_("Peran %(role)s tidak bisa Anda berikan.", role=role), form=form)
-    if role != "central" and agencies is not None and agency not in agencies:
+    if role not in ("central", "operator") and agencies is not None and agency not in agencies:
         return _staff_page(422, error=_("Anda hanya mengelola akun instansi Anda dan unitnya."), form=form)
     try:
         user = accounts.create_user(db(), _registry(), email=request.form.get("email", ""),
                                     name=request.form.get("name", ""), role=role,
-                                    agency=None if role == "central" else agency, created_by=viewer().email)
+                                    agency=None if role in ("central", "operator") else agency,
+                                    created_by=viewer().email)
     except accounts.AccountError as exc:
         db().rollback()
         return _staff_page(422, error=refusal(exc), form=form)
