@@ -92,6 +92,7 @@ screenshots: install
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser.py -k "sqlite and pages"
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_rules_browser.py -k sqlite
 	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser_board.py -k "sqlite and pages"
+	SAVE_SCREENSHOTS=1 TEST_POSTGRES_URL=skip $(BIN)/python -m pytest tests/workspace/test_browser_central.py -k "sqlite and photographed"
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*

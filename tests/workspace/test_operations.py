@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from sms_gateway import queue
 from sms_gateway.config import Settings
 from sms_gateway.db import session_factory
 from sms_gateway.models import InboundMessage, OutboundMessage, WebhookDelivery, utcnow
 from sms_gateway.registry import registry_for
+from sms_gateway.sender import HEARTBEAT_PREFIX
 from sms_gateway.workspace import accounts
 from tests.workspace.conftest import PASSWORD
 
@@ -85,7 +87,8 @@ def _cell(html: str, row_id: str, column: int) -> str:
     return re.sub(r"<[^>]+>", "", cells[column]).strip()
 
 
-def test_the_page_shows_the_figures_of_metrics(client, state, central) -> None:
+def test_the_page_shows_the_figures_of_metrics(client, settings, state, central) -> None:
+    queue.get_redis(settings).set(HEARTBEAT_PREFIX + "gw1:4242", "twilio,kannel", ex=60)  # a live sender
     html = central.get("/ops").get_data(as_text=True)
     body = client.get("/metrics").get_data(as_text=True)
     minute = re.search(r'id="surge-minute">(\d+)<', html)
@@ -101,6 +104,7 @@ def test_the_page_shows_the_figures_of_metrics(client, state, central) -> None:
     assert _cell(html, "sends-twilio", 3) == "25.0%"
     assert int(_cell(html, "q-rq-default", 1)) == _metric(body, "sms_gateway_queue_jobs", '{queue="default"}')
     assert html.count("<rect ") == 60  # one bar per minute
+    assert "sender gw1:4242" in html and "twilio,kannel" in html and _metric(body, "sms_gateway_senders") == 1
     # Kannel unreachable: said, with the error, and without its admin password.
     assert "Tidak terjangkau (http://127.0.0.1:9/status.xml)" in html and "geheim-kannel" not in html
     # The failed send and webhook are listed with their reason, and the page refreshes itself.
