@@ -195,3 +195,19 @@ def test_kannel_status_is_read_from_its_status_page(env) -> None:
     assert status.gateway == "running, uptime 0d 1h 2m 3s"
     assert status.smscs == [("telkomsel", "online 3723s")]
     assert "password" not in status.url
+
+
+def test_user_create_operator_makes_an_account_of_no_agency(settings, workspace) -> None:
+    from click.testing import CliRunner
+
+    from sms_gateway.cli import main
+    from sms_gateway.models import User
+
+    refused = CliRunner().invoke(main, ["user", "create", "noc@lapor.go.id", "--operator", "--agency", "KEMENHUB"])
+    assert refused.exit_code != 0 and "--operator" in refused.output
+    result = CliRunner().invoke(main, ["user", "create", "NOC@lapor.go.id", "--operator", "--name", "NOC"])
+    assert result.exit_code == 0, result.output
+    assert "(operator)" in result.output and "/password/" in result.output.strip().splitlines()[-1]
+    with session_factory(settings.DATABASE_URL)() as session:
+        user = session.scalar(select(User).where(User.email == "noc@lapor.go.id"))
+        assert user is not None and (user.role, user.agency) == ("operator", None)
