@@ -115,10 +115,11 @@ class Row:
     guesses: list[Guess] = field(default_factory=list)
 
 
-def rows(session: Session, registry: Registry, viewer: Viewer, today: date, limit: int = PAGE_SIZE) -> list[Row]:
-    """The desk, the oldest disposition deadline first."""
+def rows(session: Session, registry: Registry, viewer: Viewer, today: date, limit: int | None = None) -> list[Row]:
+    """The desk, the oldest disposition deadline first (``PAGE_SIZE`` of them)."""
     query = (select(Report).where(waiting(registry, viewer))
-             .order_by(Report.disposition_due.is_(None), Report.disposition_due, Report.id).limit(limit))
+             .order_by(Report.disposition_due.is_(None), Report.disposition_due, Report.id)
+             .limit(limit or PAGE_SIZE))
     reports = list(session.scalars(query))
     returns = _returns(session, [r.id for r in reports])
     targets = desk_units(registry, viewer)

@@ -77,6 +77,19 @@ def test_only_central_and_city_disposition_admins_have_a_desk_and_each_sees_its_
     assert city.post("/desk/dispose", {"n": in_central, "to": "DISHUBBEKASI"}).status_code == 404
 
 
+def test_the_oldest_deadline_comes_first_and_a_long_desk_says_what_it_leaves_out(seed, central,
+                                                                                  monkeypatch) -> None:
+    now = utcnow()
+    newest = seed(None, received=now)
+    oldest = seed(None, received=now - timedelta(days=10))
+    middle = seed(None, received=now - timedelta(days=4))
+    html = central.get("/desk").get_data(as_text=True)
+    assert html.index(f'id="t-{oldest}"') < html.index(f'id="t-{middle}"') < html.index(f'id="t-{newest}"')
+    monkeypatch.setattr(desk, "PAGE_SIZE", 2)
+    html = central.get("/desk").get_data(as_text=True)
+    assert newest not in html and "Menampilkan 2 laporan dengan batas waktu terlama dari 3" in html
+
+
 def test_each_row_explains_the_rules_and_offers_their_guesses_as_keys(seed, central) -> None:
     tied = seed(None, text="angkot ngetem di terminal")
     seed.update(tied, evidence=TIE)
