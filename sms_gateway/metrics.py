@@ -138,6 +138,7 @@ def _database_figures(session: Session, settings: Settings, snap: Snapshot) -> N
 
 def _redis_figures(settings: Settings, snap: Snapshot) -> None:
     from rq import Worker
+    from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
     from .channels import modem
@@ -148,7 +149,10 @@ def _redis_figures(settings: Settings, snap: Snapshot) -> None:
     for name in queue.QUEUES:
         q = queue.get_queue(settings, name)
         first = q.get_job_ids(0, 0)
-        job = Job.fetch(first[0], connection=redis) if first else None
+        try:
+            job = Job.fetch(first[0], connection=redis) if first else None
+        except NoSuchJobError:  # taken (or expired) between the two reads
+            job = None
         queues[name] = (q.count, _age(snap.at, job.enqueued_at) if job is not None else None)
     snap.queues = queues
     snap.workers = [{"name": w.name, "hostname": w.hostname, "pid": w.pid, "state": w.get_state(),

@@ -89,6 +89,7 @@ def _cell(html: str, row_id: str, column: int) -> str:
 
 def test_the_page_shows_the_figures_of_metrics(client, settings, state, central) -> None:
     queue.get_redis(settings).set(HEARTBEAT_PREFIX + "gw1:4242", "twilio,kannel", ex=60)  # a live sender
+    queue.get_queue(settings, queue.DEFAULT).enqueue("sms_gateway.jobs.sweep", job_id="waiting-job")
     html = central.get("/ops").get_data(as_text=True)
     body = client.get("/metrics").get_data(as_text=True)
     minute = re.search(r'id="surge-minute">(\d+)<', html)
@@ -102,7 +103,9 @@ def test_the_page_shows_the_figures_of_metrics(client, settings, state, central)
     assert int(_cell(html, "sends-twilio", 2)) == _metric(body, "sms_gateway_sends_failed_last_hour",
                                                           '{channel="twilio"}') == 1
     assert _cell(html, "sends-twilio", 3) == "25.0%"
-    assert int(_cell(html, "q-rq-default", 1)) == _metric(body, "sms_gateway_queue_jobs", '{queue="default"}')
+    assert int(_cell(html, "q-rq-default", 1)) == _metric(body, "sms_gateway_queue_jobs", '{queue="default"}') == 1
+    assert _cell(html, "q-rq-default", 2).endswith(" s") and _cell(html, "q-rq-inbound", 2) == "—"
+    assert 0 <= _metric(body, "sms_gateway_queue_oldest_seconds", '{queue="default"}') < 60
     assert html.count("<rect ") == 60  # one bar per minute
     assert "sender gw1:4242" in html and "twilio,kannel" in html and _metric(body, "sms_gateway_senders") == 1
     # Kannel unreachable: said, with the error, and without its admin password.
