@@ -50,7 +50,7 @@ class Snapshot:
     spool: int = 0
     inbound_waiting: int = 0  # stored, not yet processed (the workers' inbound loops claim them)
     inbound_oldest: float | None = None  # seconds the oldest of them has waited
-    last_processed: float | None = None  # seconds since a message was last processed
+    last_processed: float | None = None  # seconds since a message (received in the last day) was processed
     per_minute: list[int] = field(default_factory=list)  # inbound per minute, SURGE_MINUTES, oldest first
     sends: dict[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (finished, failed) in SEND_WINDOW
     webhooks: dict[str, int] = field(default_factory=dict)  # delivery state -> count
@@ -115,7 +115,9 @@ def _database_figures(session: Session, settings: Settings, snap: Snapshot) -> N
         .where(InboundMessage.state == InboundState.RECEIVED)).one()
     snap.inbound_waiting = int(waiting or 0)
     snap.inbound_oldest = _age(now, oldest)
-    snap.last_processed = _age(now, session.scalar(select(func.max(InboundMessage.processed_at))))
+    # Among the last day's messages: processed_at has no index, received_at has.
+    snap.last_processed = _age(now, session.scalar(select(func.max(InboundMessage.processed_at))
+                                                   .where(InboundMessage.received_at > now - timedelta(days=1))))
     # Per minute in Python over one indexed column: portable across SQLite and PostgreSQL,
     # and an hour of even a 2021-size surge is tens of thousands of timestamps.
     start = now - timedelta(minutes=SURGE_MINUTES)
@@ -237,7 +239,8 @@ def gauges(settings: Settings, snap: Snapshot) -> Iterator[GaugeMetricFamily]:
                                 "(0 when none waits)", value=snap.inbound_oldest or 0)
         if snap.last_processed is not None:
             yield GaugeMetricFamily("sms_gateway_inbound_last_processed_seconds", "Seconds since a worker last "
-                                    "processed an inbound SMS", value=snap.last_processed)
+                                    "processed an inbound SMS (of those received in the last day)",
+                                    value=snap.last_processed)
         yield GaugeMetricFamily("sms_gateway_inbound_last_minute", "Inbound SMS received in the last minute "
                                 "(the surge rate)", value=snap.inbound_last_minute)
         yield GaugeMetricFamily("sms_gateway_inbound_last_hour", "Inbound SMS received in the last 60 minutes",

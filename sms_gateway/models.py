@@ -113,6 +113,8 @@ class InboundMessage(Base):
         Index("ix_inbound_state_received", "state", "received_at"),
         # Flood control counts a number's messages in a window (migration 0005).
         Index("ix_inbound_sender_received", "sender", "received_at"),
+        # The surge rate of /metrics and the operations page: the last hour's messages (migration 0008).
+        Index("ix_inbound_received", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
