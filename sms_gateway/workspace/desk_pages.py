@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +29,30 @@ UNDO_TEXTS = {
 }
 
 
+# The engine's reasons (rules/engine.py, English in the stored evidence), said in the page's language.
+_TIE = re.compile(r"^tie at score (?P<score>\S+) between (?P<agencies>.+)$")
+_LOW = re.compile(r"^best score (?P<score>\S+) \((?P<agency>[^)]+)\) is below min_score (?P<min>\S+)$")
+
+
+def reason_text(rules: dict[str, Any]) -> str:
+    """Why the engine did not decide, as a sentence for the desk."""
+    reason = str(rules.get("reason") or "")
+    if match := _TIE.match(reason):
+        return _("Seri: %(agencies)s sama-sama mendapat skor %(score)s.", **match.groupdict())
+    if match := _LOW.match(reason):
+        return _("Skor tertinggi %(score)s (%(agency)s) di bawah ambang %(min)s.", **match.groupdict())
+    if reason == "no rule matched":
+        return _("Tidak ada aturan yang cocok.")
+    if reason.startswith("every rule found was vetoed"):
+        return _("Setiap aturan yang ditemukan dibatalkan oleh pengecualian atau tidak punya konteks yang disyaratkan.")
+    if reason == "confident":
+        return _("Aturan memilih %(agency)s.", agency=rules.get("agency") or "?")
+    return reason
+
+
 @blueprint.app_context_processor
 def _desk_values() -> dict[str, Any]:
-    return {"desk_allowed": lambda: desk.may_use(_registry(), g.get("viewer"))}
+    return {"desk_allowed": lambda: desk.may_use(_registry(), g.get("viewer")), "desk_reason": reason_text}
 
 
 def _desk_viewer() -> Viewer:

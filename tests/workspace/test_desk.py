@@ -94,10 +94,16 @@ def test_each_row_explains_the_rules_and_offers_their_guesses_as_keys(seed, cent
     tied = seed(None, text="angkot ngetem di terminal")
     seed.update(tied, evidence=TIE)
     unexplained = seed(None, text="tolong dibantu pak")
+    low = seed(None, text="lampu jalan mati")
+    seed.update(low, evidence={"decided_by": "central", "rules": {
+        **TIE["rules"], "reason": "best score 1 (PEMKOTBEKASI) is below min_score 2", "scores": {"PEMKOTBEKASI": 1}}})
     html = central.get("/desk").get_data(as_text=True)
-    assert "tie at score 2 between KEMENHUB, PEMKOTBEKASI" in html
+    assert "Skor tertinggi 1 (PEMKOTBEKASI) di bawah ambang 2." in html
+    assert "tie at score 2 between KEMENHUB, PEMKOTBEKASI" in html  # the engine's words, and in the page's
+    assert "Seri: KEMENHUB, PEMKOTBEKASI sama-sama mendapat skor 2." in html
     assert "“terminal” → KEMENHUB +2" in html and "“angkot” → DISHUBBEKASI +2" in html
     first, second = html.index(f'id="t-{tied}"'), html.index(f'id="t-{unexplained}"')
+    assert first < html.index(f'id="t-{low}"')  # same deadline: the older report first
     row = html[first:second]
     assert 'data-key="1"' in row and 'value="KEMENHUB"' in row and 'value="PEMKOTBEKASI"' in row
     assert row.index('value="KEMENHUB"') < row.index('value="PEMKOTBEKASI"')
