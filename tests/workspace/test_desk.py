@@ -231,3 +231,18 @@ def _event_id(page: str) -> str:
     marker = 'name="event" value="'
     start = page.index(marker) + len(marker)
     return page[start:page.index('"', start)]
+
+
+def test_only_the_person_who_disposed_can_undo(seed, people, workspace, central, clock) -> None:
+    number = seed(None)
+    central.get("/desk")
+    central.post("/desk/dispose", {"n": number, "to": "KEMENHUB"})
+    event = _event_id(central.get("/desk").get_data(as_text=True))
+    people("pusat2@lapor.go.id", name="Admin Pusat Dua")
+    other = workspace()
+    other.login("pusat2@lapor.go.id")
+    assert "undo-form" not in other.get("/desk").get_data(as_text=True)  # the bar is its owner's
+    other.post("/desk/undo", {"n": number, "event": event})
+    assert "Tidak ada disposisi Anda yang bisa dibatalkan" in other.get("/desk").get_data(as_text=True)
+    assert seed.report(number).agency == "KEMENHUB"
+    assert other.post("/desk/undo", {"n": number, "event": "x"}).status_code == 400
