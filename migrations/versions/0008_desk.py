@@ -5,7 +5,7 @@ the last hour (the surge rate) and the newest one processed; without an index on
 ``received_at`` each scrape would read the whole table.
 
 Revision ID: 0008_desk
-Revises: 0005_pipeline
+Revises: 0009_board
 Create Date: 2026-12-04 22:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0008_desk'
-down_revision: str | None = '0005_pipeline'
+down_revision: str | None = '0009_board'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
