@@ -128,12 +128,18 @@ def monitored_by(registry: Registry, viewer: Viewer) -> tuple[frozenset[str], bo
 COORDINATOR_POSTS = frozenset({"workspace.login", "workspace.logout", "workspace.set_password",
                                "workspace.choose_language", "workspace.account",
                                "workspace.intervene", "workspace.reprimand"})
+# What an operator may post: its sign-in and account, and the operations page's retry and replay.
+OPERATOR_POSTS = frozenset({"workspace.login", "workspace.logout", "workspace.set_password",
+                            "workspace.choose_language", "workspace.account",
+                            "workspace.ops_retry", "workspace.ops_replay"})
 
 
 def may_post(viewer: Viewer | None, endpoint: str | None) -> bool:
     """False when ``viewer`` may read but not post to ``endpoint`` (a coordinator outside the board)."""
     if viewer is None or not viewer.read_only:
         return True
+    if viewer.role == OPERATOR:
+        return endpoint in OPERATOR_POSTS
     return viewer.role == COORDINATOR and endpoint in COORDINATOR_POSTS
 
 
@@ -149,7 +155,7 @@ def manageable_agencies(registry: Registry, viewer: Viewer) -> list[str] | None:
 def assignable_roles(viewer: Viewer) -> tuple[str, ...]:
     """Roles ``viewer`` may give to an account it creates."""
     if viewer.role == CENTRAL_ADMIN:
-        return (*AGENCY_ROLES, CENTRAL_ADMIN)  # coordinators' accounts come from the CLI
+        return (*AGENCY_ROLES, CENTRAL_ADMIN, OPERATOR)  # coordinators' accounts come from the CLI
     if viewer.role == AGENCY_ADMIN:
         return AGENCY_ROLES
     return ()

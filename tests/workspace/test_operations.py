@@ -159,6 +159,7 @@ def test_an_operator_sees_operations_and_no_complaint(settings, seed, state, ope
     assert operator.post(f"/reports/{number}/note", {"text": "x"}).status_code == 404
     assert operator.post(f"/ops/sms/{state['sms']}/retry").status_code == 302  # its job
     assert operator.get("/account").status_code == 200
+    assert operator.post("/logout").status_code == 302 and operator.get("/ops").status_code == 302  # signed out
     with session_factory(settings.DATABASE_URL)() as session:
         assert session.scalar(select(OutboundMessage.state).where(OutboundMessage.id == state["sms"])) == "queued"
 
