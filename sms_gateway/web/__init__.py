@@ -17,6 +17,7 @@ from ..logs import configure_logging
 from ..metrics import GatewayCollector
 from ..workspace import init_app as init_workspace
 from ..workspace.web import error_page
+from .webhooks import spare_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.register_blueprint(blueprint)
     init_workspace(app)  # the agency workspace's pages at /
     init_agencies(app, html_errors=error_page)  # /api/v1 and /open311/v2
+    spare_webhooks(app)  # the workspace's sessions, sign-in, CSRF and limits are not the providers'
     for status in (400, 429):
         app.register_error_handler(status, error_page)
     if spool.depth(settings):  # messages spooled before a restart: store them when the database answers
