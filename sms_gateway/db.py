@@ -58,6 +58,19 @@ def _create(url: str) -> Engine:
                          connect_args={"connect_timeout": 5})
 
 
+_AUTOCOMMIT: dict[Engine, Engine] = {}
+
+
+def autocommit_engine(url: str) -> Engine:
+    """The engine of ``url`` with its connections in autocommit (the same pool): a single
+    statement is its own transaction, statement and COMMIT in one round trip."""
+    engine = get_engine(url)
+    proxy = _AUTOCOMMIT.get(engine)
+    if proxy is None:
+        proxy = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return proxy
+
+
 @lru_cache(maxsize=8)
 def _factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import sqlite
 
 from . import phone, queue
 from .channels.base import IncomingSMS
 from .config import Settings
-from .db import get_engine
+from .db import autocommit_engine, get_engine
 from .models import InboundMessage, InboundState, utcnow
 from .outage import DATABASE_DOWN
 
@@ -292,17 +292,6 @@ def _json_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_AUTOCOMMIT: dict[Engine, Engine] = {}
-
-
-def _autocommit(engine: Engine) -> Engine:
-    """``engine`` with its connections in autocommit (the same pool)."""
-    proxy = _AUTOCOMMIT.get(engine)
-    if proxy is None:
-        proxy = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return proxy
-
-
 def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[Key, int]]:
     """Insert ``rows`` in one transaction; the ids created, and the ids of rows already there."""
     engine = get_engine(url)
@@ -312,7 +301,7 @@ def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[K
         # One statement is one transaction in autocommit: INSERT and COMMIT in a
         # single round trip instead of three (BEGIN, INSERT, COMMIT).
         document = json.dumps(rows, default=_json_default)
-        with _autocommit(engine).connect() as conn:
+        with autocommit_engine(url).connect() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
             cursor = driver.execute(_PG_INSERT, (document,))

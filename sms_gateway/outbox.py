@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import Select, bindparam, select, text, update
+from sqlalchemy import Connection, Select, bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from . import gsm, queue
@@ -278,7 +278,7 @@ def stale_sends(session: Session, channel: str, older_than: timedelta, limit: in
 # --------------------------------------------------------------------------- provider reports and operators
 
 def record_delivery_status(
-    session: Session,
+    session: Session | Connection,
     outbound_id: int,
     new_state: str,
     raw_status: str,
@@ -286,45 +286,45 @@ def record_delivery_status(
     error: str | None = None,
     provider_id: str | None = None,
 ) -> bool:
-    """Apply a provider's delivery report; never moves a message backwards. True if it moved."""
-    row = session.get(OutboundMessage, outbound_id, with_for_update=True)
-    if row is None:
+    """Apply a provider's delivery report; never moves a message backwards. True if applied:
+    the message moved on, or it was in that state already and the provider's words were updated.
+
+    One conditional UPDATE, no read: a delivery report comes for every SMS sent
+    (two per SMS from Kannel), and loading and locking the row first cost the
+    web process more than the report itself (docs/BENCHMARKS.md). The condition
+    on the state makes it safe against a concurrent report without a lock: a
+    message still behind moves on; one in that state already gets only the
+    provider's words; one further on (a late "sent" after "delivered") is not
+    touched, not even its words.
+    """
+    rank = OUTBOUND_RANK.get(new_state)
+    if rank is None:
         return False
-    if provider_id and row.provider_id and provider_id != row.provider_id:
-        return False
-    rank = OUTBOUND_RANK.get(new_state, -1)
-    if rank <= OUTBOUND_RANK[row.state]:
-        if new_state != row.state:
-            return False  # a late report ("sent" after "delivered") changes nothing, not even the raw status
-        # The same state again: only the provider's words are news. Conditional on the
-        # state, like the move below: on SQLite (no FOR UPDATE) a report that moved the
-        # message on since our read ("delivered" over this "sent") keeps its words.
-        same: dict[str, Any] = {"provider_status": raw_status}
-        if error_code:
-            same["error_code"], same["error"] = error_code, error or row.error
-        session.execute(update(OutboundMessage).where(OutboundMessage.id == outbound_id,
-                                                      OutboundMessage.state == new_state)
-                        .values(**same).execution_options(synchronize_session=False))
-        session.expire(row)
-        return False
-    values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
-    if provider_id and not row.provider_id:
-        values["provider_id"] = provider_id
-    if error_code:
-        values["error_code"], values["error"] = error_code, error or row.error
-    if new_state == OutboundState.DELIVERED:
-        values["delivered_at"] = utcnow()
-    if new_state == OutboundState.SENT and row.sent_at is None:
-        values["sent_at"] = utcnow()
-    # The move is conditional on the state still being behind: SQLite ignores
-    # FOR UPDATE, so another report may have committed since the read above.
     behind = [state for state, r in OUTBOUND_RANK.items() if r < rank]
-    moved = session.execute(  # type: ignore[attr-defined]
-        update(OutboundMessage).where(OutboundMessage.id == outbound_id, OutboundMessage.state.in_(behind))
-        .values(**values).execution_options(synchronize_session=False)
+    again = OutboundMessage.state == new_state
+
+    def on_move(column: Any, value: Any) -> Any:  # the move sets it; the same state again keeps it
+        return case((again, column), else_=value)
+
+    values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
+    if error_code:
+        values["error_code"] = error_code
+        if error:
+            values["error"] = error
+    if provider_id:
+        values["provider_id"] = on_move(OutboundMessage.provider_id,
+                                        func.coalesce(OutboundMessage.provider_id, provider_id))
+    if new_state == OutboundState.DELIVERED:
+        values["delivered_at"] = on_move(OutboundMessage.delivered_at, utcnow())
+    if new_state == OutboundState.SENT:
+        values["sent_at"] = on_move(OutboundMessage.sent_at, func.coalesce(OutboundMessage.sent_at, utcnow()))
+    where = [OutboundMessage.id == outbound_id, OutboundMessage.state.in_([*behind, new_state])]
+    if provider_id:  # a report about another provider message than the one we sent changes nothing
+        where.append(or_(OutboundMessage.provider_id.is_(None), OutboundMessage.provider_id == provider_id))
+    applied = session.execute(  # type: ignore[attr-defined]
+        update(OutboundMessage).where(*where).values(**values).execution_options(synchronize_session=False)
     ).rowcount
-    session.expire(row)  # whatever happened, the database has the truth
-    return bool(moved)
+    return bool(applied)
 
 
 def retry(settings: Settings, outbound_id: int) -> bool:

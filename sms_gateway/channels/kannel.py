@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 
 from .. import gsm, ingest
 from ..config import ConfigError, Settings
-from ..db import session_factory
+from ..db import autocommit_engine
 from ..models import parse_id
 from ..outbox import record_delivery_status
 from .base import (
@@ -476,14 +476,12 @@ def delivery_report() -> Response:
         return _ok()
     answer = _text_field(fields, "answer")  # %A: the SMSC's words, e.g. "NACK/0x0000000b/…"
     failed = dlr.state in ("undelivered", "failed")
-    sessions = session_factory(settings.DATABASE_URL)
-    with sessions() as session:
-        moved = record_delivery_status(
-            session, outbound_id, dlr.state, f"{code} {dlr.label}",
+    with autocommit_engine(settings.DATABASE_URL).connect() as conn:  # one statement: its own transaction
+        applied = record_delivery_status(
+            conn, outbound_id, dlr.state, f"{code} {dlr.label}",
             error_code=f"dlr-{code}" if failed else None,
             error=f"Kannel DLR {code} {dlr.label}: {answer}"[:500] if failed else None,
         )
-        session.commit()
     log.info("Kannel DLR %s (%s) for outbound #%s (%s)", code, dlr.label, outbound_id,
-             "applied" if moved else "kept")
+             "applied" if applied else "kept")
     return _ok()

@@ -26,7 +26,7 @@ from twilio.rest import Client
 
 from .. import gsm, ingest
 from ..config import Settings
-from ..db import session_factory
+from ..db import autocommit_engine, session_factory
 from ..models import OutboundMessage, parse_id
 from ..outbox import record_delivery_status
 from .base import (
@@ -267,10 +267,8 @@ def status_callback() -> Response:
         log.warning("unknown Twilio MessageStatus %r for outbound #%s", status, outbound_id)
         return _text(200, "ignored")
     error_code = request.form.get("ErrorCode") or None
-    sessions = session_factory(settings.DATABASE_URL)
-    with sessions() as session:
-        moved = record_delivery_status(session, outbound_id, state, status, error_code,
-                                       f"Twilio error {error_code}" if error_code else None, provider_id=sid)
-        session.commit()
-    log.info("Twilio status %s for outbound #%s (%s)", status, outbound_id, "applied" if moved else "kept")
+    with autocommit_engine(settings.DATABASE_URL).connect() as conn:  # one statement: its own transaction
+        applied = record_delivery_status(conn, outbound_id, state, status, error_code,
+                                         f"Twilio error {error_code}" if error_code else None, provider_id=sid)
+    log.info("Twilio status %s for outbound #%s (%s)", status, outbound_id, "applied" if applied else "kept")
     return Response("", status=204)

@@ -244,11 +244,10 @@ def test_status_callbacks_never_move_a_message_backwards(client, settings, work)
 def test_concurrent_reports_cannot_undo_each_other(client, settings, work) -> None:
     """Two delivery reports handled at once: the one that decided first must not win.
 
-    Kannel sends DLR 8 and DLR 1 within a millisecond of each other. SQLite has
-    no FOR UPDATE: a handler can read the row, then another handler commits,
-    then the first one writes what it decided from its stale read."""
-    if not settings.DATABASE_URL.startswith("sqlite"):
-        pytest.skip("PostgreSQL's FOR UPDATE makes the second report wait for the first")
+    Kannel sends DLR 8 and DLR 1 within a millisecond of each other. The report
+    is one conditional UPDATE with no lock: another handler may commit just
+    before it runs, and the condition on the state, not a read, must keep the
+    message from moving back."""
     from sqlalchemy import event
 
     from sms_gateway.outbox import record_delivery_status
