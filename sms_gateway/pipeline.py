@@ -72,7 +72,8 @@ MAX_BATCH = 100  # messages one transaction processes at most (its own batch is 
 # Under a flood each web commit rings the doorbell and the workers claimed
 # whatever was there: 9 messages a batch on average, when a message costs
 # ~4.8 ms of CPU alone, 0.6 in a batch of 16 and 0.35 in one of 64 (bench/stages.py).
-# An idle worker still wakes at once on the doorbell: a lone message never waits.
+# An idle worker still wakes at once on the doorbell; a message that comes while
+# a worker lingers waits 50 ms at most (docs/BENCHMARKS.md: +25-50 ms at p50).
 LINGER = 0.05
 SMALL_BATCH = MAX_BATCH // 4
 
