@@ -19,6 +19,7 @@ import pytest
 from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from sms_gateway import queue as q
 from sms_gateway.cli import upgrade_database
@@ -73,10 +74,24 @@ def _migrated(backend: str, tmp_root: Path) -> str:
 def _empty_tables(url: str) -> None:
     engine = create_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if url.startswith("postgresql"):
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
+    if url.startswith("postgresql"):
+        for attempt in range(2):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError:
+                if attempt:
+                    raise
+                # A previous test's server thread (a streamed response the browser let go of) can leave its
+                # connection idle in a transaction; TRUNCATE would wait for it until CI's time runs out.
+                with engine.begin() as conn:
+                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                      " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                                      " AND state LIKE 'idle in transaction%'"))
+    else:
+        with engine.begin() as conn:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
     engine.dispose()

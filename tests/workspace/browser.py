@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -131,6 +131,11 @@ class Page:
         self.fill("#email", email)
         self.fill("#password", password)
         self.submit("form.stack button[type=submit]")
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10) -> None:
+        """Wait for a condition on elements that htmx or a reload may replace while it is read."""
+        WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+                      ).until(lambda d: condition())
 
     def wait_for(self, css: str, timeout: float = 10) -> Any:
         return WebDriverWait(self.driver, timeout).until(

@@ -103,7 +103,7 @@ def test_the_operations_page_refreshes_and_retries(page: Page, seed, settings) -
         session.commit()
     page.driver.execute_script(
         "htmx.ajax('GET', '/ops', {target: '#ops', swap: 'outerHTML', headers: {'HX-Request': 'true'}})")
-    WebDriverWait(page.driver, 10).until(lambda d: page.find("#surge-hour").text == "4")
+    page.wait_until(lambda: page.find("#surge-hour").text == "4")
     assert page.all("#ops[hx-trigger='every 10s']")
     page.submit(f"#sms-{failed} button")
     assert f"SMS #{failed} diantrekan ulang." in page.text()

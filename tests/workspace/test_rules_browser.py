@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.support.ui import WebDriverWait
 
 from sms_gateway.db import session_factory
 from sms_gateway.models import RuleBacktest
@@ -39,7 +38,7 @@ def _look(page: Page, name: str, folder: Path, problems: list[str], prepare=lamb
 
 
 def _wait_text(page: Page, css: str, text: str, timeout: float = 10) -> None:
-    WebDriverWait(page.driver, timeout).until(lambda d: text in page.find(css).text)
+    page.wait_until(lambda: text in page.find(css).text, timeout)
 
 
 def test_coba_teks_search_and_a_backtest_from_paste_to_result(page: Page, people, settings, db_url, tmp_path,
@@ -61,7 +60,7 @@ def test_coba_teks_search_and_a_backtest_from_paste_to_result(page: Page, people
 
     # Search narrows the registry in place.
     page.find("#rules-q").send_keys("ojol")
-    WebDriverWait(page.driver, 10).until(lambda d: not page.all("#ag-PLN"))
+    page.wait_until(lambda: not page.all("#ag-PLN"))
     assert page.all("#ag-KEMENHUB") and "ojol" in page.find("#registry .kw.hit").text
 
     def try_text() -> None:
