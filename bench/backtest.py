@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.scratch import DEFAULT_SERVER, scratch_database  # noqa: E402
 from sms_gateway import tracking  # noqa: E402
 from sms_gateway.cli import upgrade_database  # noqa: E402
 from sms_gateway.config import Settings, set_settings  # noqa: E402
-from sms_gateway.db import dispose_engines, session_factory  # noqa: E402
+from sms_gateway.db import session_factory  # noqa: E402
 from sms_gateway.models import InboundMessage, LabelledExample, Report  # noqa: E402
 from sms_gateway.registry import parse_registry  # noqa: E402
 from sms_gateway.rules import backtest  # noqa: E402
@@ -175,21 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--texts", type=int, default=50_000)
     parser.add_argument("--distinct", type=float, default=0.8, help="share of texts not seen before")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--postgres-url", default=DEFAULT_SERVER)
     args = parser.parse_args()
-    server = make_url(args.postgres_url)
-    name = f"bench_backtest_{os.getpid()}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database("bench_backtest", args.postgres_url) as url:
         run(args, url)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.scratch import DEFAULT_SERVER, percentile, scratch_database  # noqa: E402
 from sms_gateway import deadlines, tracking  # noqa: E402
 from sms_gateway.cli import upgrade_database  # noqa: E402
 from sms_gateway.config import Settings, set_settings  # noqa: E402
-from sms_gateway.db import dispose_engines, session_factory  # noqa: E402
+from sms_gateway.db import session_factory  # noqa: E402
 from sms_gateway.models import Report  # noqa: E402
 from sms_gateway.registry import registry_for  # noqa: E402
 from sms_gateway.workspace import accounts, inbox  # noqa: E402
@@ -89,31 +89,16 @@ def seed(url: str, n: int, agencies: list[str], today: date) -> None:
     engine.dispose()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reports", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--postgres-url", default=DEFAULT_SERVER)
     args = parser.parse_args()
 
-    server = make_url(args.postgres_url)
-    name = f"bench_workspace_{os.getpid()}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database("bench_workspace", args.postgres_url) as url:
         run(args, url)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(args: argparse.Namespace, url: str) -> None:
