@@ -1,8 +1,8 @@
 """The rules page (``/rules``): prefixes and keyword rules as prefixes.yaml holds them, *coba teks*, backtests.
 
-Central admins only for now (issue 11 adds coordinators, who may read: their
-role gets a branch in ``_may_read``). Anybody else gets 404, like a report out
-of scope. *Coba teks* and the backtests call the pipeline's own decision
+Central admins only: they run the gateway and change its rules; anybody else
+(coordinators and operators included) gets 404, like a report out of scope.
+*Coba teks* and the backtests call the pipeline's own decision
 (``rules.backtest.decide_text``: ``parse`` then ``decide``); a backtest runs as
 the RQ job ``run_backtest`` and this page polls its row. Writing the file is
 allowed only with RULES_EDITABLE=1 (``rules.backtest.apply``).
@@ -43,7 +43,7 @@ def _may_read() -> bool:
 
 
 def rules_readers(view: F) -> F:
-    """Central admins (coordinators too, once that role exists); anybody else gets 404."""
+    """Central admins; anybody else gets 404."""
 
     @wraps(view)
     @signed_in

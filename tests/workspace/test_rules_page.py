@@ -186,13 +186,13 @@ def test_with_rules_editable_the_file_is_written_with_a_backup_and_a_log(
     assert len(list(path.parent.glob("prefixes.yaml.*.bak"))) == 1
 
 
-def test_agency_people_never_see_the_rules(people: Any, workspace: Any, central: Any, settings: Settings,
+def test_only_central_admins_see_the_rules(people: Any, workspace: Any, central: Any, settings: Settings,
                                            redis_conn: Any) -> None:
     base = Path(settings.PREFIXES_FILE).read_text(encoding="utf-8")
     url = start(central, base).headers["Location"]
-    for role in ("staff", "admin"):
-        email = f"{role}@dephub.go.id"
-        people(email, agency="KEMENHUB", role=role)
+    for email, code, role in (("staff@dephub.go.id", "KEMENHUB", "staff"), ("admin@dephub.go.id", "KEMENHUB", "admin"),
+                              ("pantau@kemendagri.go.id", "KEMENDAGRI", "coordinator")):
+        people(email, agency=code, role=role)
         ws = workspace()
         assert ws.login(email).status_code == 302
         assert "/rules" not in ws.get("/").get_data(as_text=True)
