@@ -162,8 +162,10 @@ def text(finding: Finding, settings: Settings) -> str:
 
 
 def raise_alerts(session: Session, settings: Settings, registry: Registry, found: list[Finding],
-                 now: datetime) -> list[OutboundMessage]:
-    """Record the findings not alerted in this period yet and queue their SMS and webhooks (not committed)."""
+                 now: datetime) -> tuple[int, list[OutboundMessage]]:
+    """Record the findings not alerted in this period yet and queue their SMS and webhooks (not committed):
+    (how many alerts were raised, their SMS)."""
+    raised = 0
     messages: list[OutboundMessage] = []
     channel: str | None = None
     for finding in found:
@@ -175,6 +177,7 @@ def raise_alerts(session: Session, settings: Settings, registry: Registry, found
                 session.add(row)
         except IntegrityError:
             continue  # told already in this period (or by a concurrent run)
+        raised += 1
         payload = {"id": row.id, "condition": finding.condition, "agency": finding.agency or CENTRAL,
                    **finding.detail, "at": now.isoformat()}
         if finding.agency is not None:
@@ -193,7 +196,7 @@ def raise_alerts(session: Session, settings: Settings, registry: Registry, found
             messages.append(outbox.queue_reply(session, key=f"readiness:{row.id}:{person.number}", channel=channel,
                                                recipient=person.number, text=text(finding, settings),
                                                purpose="readiness", lane=outbox.BULK))
-    return messages
+    return raised, messages
 
 
 def check() -> dict[str, int]:
@@ -203,9 +206,7 @@ def check() -> dict[str, int]:
     now = utcnow()
     with session_factory(settings.DATABASE_URL)() as session:
         found = findings(session, settings, registry, now)
-        before = session.scalar(select(func.count()).select_from(ReadinessAlert)) or 0
-        messages = raise_alerts(session, settings, registry, found, now)
-        raised = (session.scalar(select(func.count()).select_from(ReadinessAlert)) or 0) - before
+        raised, messages = raise_alerts(session, settings, registry, found, now)
         session.commit()
     outbox.dispatch(settings, messages)
     if raised:

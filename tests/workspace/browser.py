@@ -10,6 +10,7 @@ where both are, so Selenium Manager never downloads anything. Per-agency hosts
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -214,3 +215,23 @@ def live(env: dict[str, str], settings: Any) -> Iterator[LiveServer]:
 def screenshot_dir(tmp_path: Path) -> Path:
     """docs/screenshots when SAVE_SCREENSHOTS=1 (`make screenshots`), else the test's temporary folder."""
     return SCREENSHOTS if os.environ.get("SAVE_SCREENSHOTS") == "1" else tmp_path
+
+
+def check_page(page: Page, name: str, folder: Path, problems: list[str],
+               prepare: Callable[[], None] | None = None) -> None:
+    """Desktop and 360-px phone: no horizontal scroll on the phone, no serious axe violation, screenshots.
+    ``prepare`` runs after each reload (to bring the page back to the state worth looking at)."""
+    for width in ("desktop", "phone"):
+        page.phone(width == "phone")
+        page.driver.refresh()
+        page.wait_for("body")
+        if prepare is not None:
+            prepare()
+        if width == "phone" and page.overflow() > 0:
+            problems.append(f"{name}: {page.overflow()} px of horizontal scroll at 360 px")
+        for violation in page.axe_violations():
+            targets = [n["target"] for n in violation["nodes"]][:3]
+            problems.append(f"{name} ({width}): {violation['impact']} {violation['id']}: {violation['help']} "
+                            f"{json.dumps(targets)}")
+        page.screenshot(folder / f"{name}-{width}.png")
+    page.phone(False)

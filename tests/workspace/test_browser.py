@@ -7,9 +7,6 @@ test does: type, click, read the page.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
@@ -21,7 +18,7 @@ from sqlalchemy import select
 from sms_gateway import gsm
 from sms_gateway.db import session_factory
 from sms_gateway.models import Report, WebhookDelivery
-from tests.workspace.browser import Page, screenshot_dir
+from tests.workspace.browser import Page, check_page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -234,20 +231,6 @@ def test_the_js_counter_agrees_with_gsm_py(page: Page, people) -> None:
 
 # --------------------------------------------------------------------------- every page: phone, axe, screenshots
 
-def _check(page: Page, name: str, folder: Path, problems: list[str]) -> None:
-    """Desktop and 360-px phone: no horizontal scroll on the phone, no serious axe violation, screenshots."""
-    for width in ("desktop", "phone"):
-        page.phone(width == "phone")
-        page.driver.refresh()
-        page.wait_for("body")
-        if width == "phone" and page.overflow() > 0:
-            problems.append(f"{name}: {page.overflow()} px of horizontal scroll at 360 px")
-        for violation in page.axe_violations():
-            targets = [n["target"] for n in violation["nodes"]][:3]
-            problems.append(f"{name} ({width}): {violation['impact']} {violation['id']}: {violation['help']} "
-                            f"{json.dumps(targets)}")
-        page.screenshot(folder / f"{name}-{width}.png")
-    page.phone(False)
 
 
 def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, people, settings, db_url, tmp_path,
@@ -266,15 +249,15 @@ def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, peopl
                for i, t in enumerate(texts)]
     seed("KEMENHUB", text="calo tiket bus di terminal Kampung Rambutan", confidential=True)
     page.open(KEMENHUB, "/login")
-    _check(page, "login", folder, problems)
+    check_page(page, "login", folder, problems)
     page.login(KEMENHUB, "ani@kemenhub.go.id", PASSWORD)
-    _check(page, "inbox", folder, problems)
+    check_page(page, "inbox", folder, problems)
     page.open(KEMENHUB, "/admin/answers")
     page.fill("form[action='/admin/answers'] input[name=title]", "Sedang ditangani")
     page.fill("form[action='/admin/answers'] textarea[name=text]",
               "Laporan Anda sedang kami tangani bersama dinas terkait. Terima kasih.")
     page.submit("form[action='/admin/answers'] button")
-    _check(page, "admin-answers", folder, problems)
+    check_page(page, "admin-answers", folder, problems)
     page.open(KEMENHUB, f"/reports/{numbers[0]}")
     page.submit("#status form button")  # Verifikasi
     page.fill("#answer-text", "Terima kasih, petugas kami sudah menuju terminal Pulogebang.")
@@ -282,9 +265,9 @@ def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, peopl
     work()
     page.fill("#note-text", "Koordinasi dengan BPTJ, cek CCTV terminal.")
     page.submit("#note form button")
-    _check(page, "report", folder, problems)
+    check_page(page, "report", folder, problems)
     page.open(KEMENHUB, "/admin/staff")
-    _check(page, "admin-staff", folder, problems)
+    check_page(page, "admin-staff", folder, problems)
     with session_factory(settings.DATABASE_URL)() as session:  # a delivery log to look at
         report_id = session.scalar(select(Report.id).where(Report.tracking_number == numbers[1]))
         session.add_all([
@@ -296,9 +279,9 @@ def test_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed, peopl
                             state="failed", attempts=8, response_status=503, error="HTTP 503 Service Unavailable")])
         session.commit()
     page.open(KEMENHUB, "/admin/webhook")
-    _check(page, "admin-webhook", folder, problems)
+    check_page(page, "admin-webhook", folder, problems)
     page.open(KEMENHUB, "/account")
-    _check(page, "account", folder, problems)
+    check_page(page, "account", folder, problems)
     page.open(KEMENHUB, "/reports/12345678")
-    _check(page, "not-found", folder, problems)
+    check_page(page, "not-found", folder, problems)
     assert not problems, "\n".join(problems)

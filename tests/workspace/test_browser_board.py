@@ -11,9 +11,8 @@ from sms_gateway.db import session_factory
 from sms_gateway.models import Escalation, ReadinessAlert, Report, utcnow
 from sms_gateway.registry import registry_for
 from sms_gateway.workspace import accounts
-from tests.workspace.browser import Page, screenshot_dir
+from tests.workspace.browser import Page, check_page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
-from tests.workspace.test_browser import _check
 
 pytestmark = pytest.mark.slow
 
@@ -94,11 +93,11 @@ def test_board_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed,
     page.login(CENTRAL, "pusat@lapor.go.id", PASSWORD)
     page.open(CENTRAL, "/board?days=30")
     assert "KEMENHUB" in page.text() and "PUSAT" in page.text()
-    _check(page, "board", folder, problems)
+    check_page(page, "board", folder, problems)
     page.open(CENTRAL, "/board/KEMENHUB")
     page.fill("#teguran-reason", "Lima laporan lewat tenggat minggu ini; mohon penjelasan tertulis.")
     page.submit("#teguran button")
-    _check(page, "board-agency", folder, problems)
+    check_page(page, "board-agency", folder, problems)
 
     page.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
     page.login(KEMENHUB, "ani@kemenhub.go.id", PASSWORD)
@@ -118,6 +117,6 @@ def test_board_pages_fit_a_phone_pass_axe_and_are_photographed(page: Page, seed,
     assert "12 bukan nomor telepon" in page.text()
     page.open(KEMENHUB, "/admin/roster")
     assert "+6281234567890" in page.text() and "+6281311112222" in page.text()
-    _check(page, "roster", folder, problems)
+    check_page(page, "roster", folder, problems)
     assert not problems, "\n".join(problems)
 

@@ -16,9 +16,9 @@ from sms_gateway.registry import registry_for
 from sms_gateway.reports import find_by_tracking
 from sms_gateway.sender import HEARTBEAT_PREFIX
 from sms_gateway.workspace import accounts
-from tests.workspace.browser import Page, screenshot_dir
+from tests.workspace.browser import Page, check_page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
-from tests.workspace.test_browser import CENTRAL, _check
+from tests.workspace.test_browser import CENTRAL
 from tests.workspace.test_desk import TIE
 
 pytestmark = pytest.mark.slow
@@ -131,9 +131,9 @@ def test_desk_and_operations_fit_a_phone_pass_axe_and_are_photographed(page: Pag
     page.login(CENTRAL, "pusat@lapor.go.id", PASSWORD)
     page.open(CENTRAL, "/desk")
     page.submit(f"article.desk-row:has(a#t-{numbers[0]}) button.guess")  # the undo bar is in the picture
-    _check(page, "desk", folder, problems)
+    check_page(page, "desk", folder, problems)
     page.open(CENTRAL, "/ops")
-    _check(page, "ops", folder, problems)
+    check_page(page, "ops", folder, problems)
     assert not problems, "\n".join(problems)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from sms_gateway.db import session_factory
 from sms_gateway.models import RuleBacktest
 from tests.rules.test_backtest import proposed_text, store
-from tests.workspace.browser import Page, screenshot_dir
+from tests.workspace.browser import Page, check_page, screenshot_dir
 from tests.workspace.conftest import PASSWORD
 from tests.workspace.test_rules_page import run_worker
 
@@ -20,21 +19,6 @@ pytestmark = pytest.mark.slow
 CENTRAL = "lapor.test"
 
 
-def _look(page: Page, name: str, folder: Path, problems: list[str], prepare=lambda: None) -> None:  # type: ignore[no-untyped-def]
-    """Desktop and 360-px phone: no horizontal scroll, no serious axe violation, a screenshot each."""
-    for width in ("desktop", "phone"):
-        page.phone(width == "phone")
-        page.driver.refresh()
-        page.wait_for("body")
-        prepare()
-        if width == "phone" and page.overflow() > 0:
-            problems.append(f"{name}: {page.overflow()} px of horizontal scroll at 360 px")
-        for violation in page.axe_violations():
-            targets = [n["target"] for n in violation["nodes"]][:3]
-            problems.append(f"{name} ({width}): {violation['impact']} {violation['id']}: {violation['help']} "
-                            f"{json.dumps(targets)}")
-        page.screenshot(folder / f"{name}-{width}.png")
-    page.phone(False)
 
 
 def _wait_text(page: Page, css: str, text: str, timeout: float = 10) -> None:
@@ -67,7 +51,7 @@ def test_coba_teks_search_and_a_backtest_from_paste_to_result(page: Page, people
         page.find("#try-text").send_keys("jalan rusak parah di jatiasih dekat sekolah")
         _wait_text(page, "#try-result", "DBMSDABEKASI")
 
-    _look(page, "rules", folder, problems, try_text)
+    check_page(page, "rules", folder, problems, try_text)
 
     # A backtest: paste the edited file, run it, watch the progress, read the result.
     base = Path(settings.PREFIXES_FILE).read_text(encoding="utf-8")
@@ -93,7 +77,7 @@ def test_coba_teks_search_and_a_backtest_from_paste_to_result(page: Page, people
     assert page.find(".t-moved strong").text == "3" and page.find(".t-unrouted strong").text == "2"
     assert "2/3 = 66.7%" in page.text() and "1/3 = 33.3%" in page.text()
     page.find("tr.move-moved summary").click()
-    _look(page, "backtest", folder, problems)
+    check_page(page, "backtest", folder, problems)
     page.find("tr.move-moved summary").click()
     page.follow("tr.move-moved ul.examples a")
     assert "Satu SMS, dua berkas aturan" in page.text() and "PT PLN (Persero) (PLN)" in page.text()
