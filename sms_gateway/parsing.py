@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import tracking as tracking_numbers
@@ -77,7 +77,11 @@ class ParsedSMS:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (``sms-gateway parse --json``)."""
-        return asdict(self)
+        # Every field is a str, bool, None or a list of str: a shallow copy is
+        # the same as asdict's deep one, at a tenth of its cost per message.
+        view = {f.name: getattr(self, f.name) for f in fields(self)}
+        view["flags"] = list(self.flags)
+        return view
 
 
 def normalize_text(text: str) -> str:
@@ -97,6 +101,15 @@ def original_body(raw_text: str, body: str) -> str:
     """
     if not body:
         return body
+    if raw_text.isascii():  # NFKC changes no ASCII character: every run is one character
+        end = len(raw_text.rstrip())
+        begin = end - len(body)
+        return raw_text[begin:end] if begin >= 0 and raw_text[begin:end] == body else body
+    return _original_by_runs(raw_text, body)
+
+
+def _original_by_runs(raw_text: str, body: str) -> str:
+    """``original_body`` for any text: NFKC run by run."""
     nfkc = functools.partial(unicodedata.normalize, "NFKC")
     pieces: list[str] = []
     starts: list[int] = []  # for each NFKC character, where its run starts in raw_text

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Boolean, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox, phone, queue, reports, tracking
@@ -48,7 +48,7 @@ from .agencies.lifecycle import announce_new_report
 from .channels import reply_channel
 from .config import Settings
 from .db import insert_rows, session_factory
-from .deadlines import JAKARTA
+from .deadlines import JAKARTA, add_working_days
 from .decision import decide
 from .models import (
     InboundMessage,
@@ -151,6 +151,7 @@ def run_inbound(settings: Settings, stop: threading.Event) -> None:
     """A worker's inbound loop: claim and process waiting messages until ``stop``; between
     batches sleep on the doorbell, a second at most; after a small batch, ``LINGER``.
     An outage is logged once and waited out."""
+    warm_up(settings)
     redis = queue.get_redis(settings)
     redis_down = Outage("inbound loop: Redis (no doorbell; the database is looked at every second)", log,
                         settings.RECONNECT_MAX_DELAY)
@@ -172,6 +173,18 @@ def run_inbound(settings: Settings, stop: threading.Event) -> None:
         except REDIS_DOWN as exc:
             redis_down.down(exc)
             stop.wait(1.0)
+
+
+def warm_up(settings: Settings) -> None:
+    """Load what the first message would (the registry, the rules engine, this year's and
+    next year's holidays), so that neither it nor the first batch of a surge waits for it."""
+    try:
+        registry = registry_for(settings)
+        now = utcnow()
+        decide(parse(f"{next(iter(registry.agencies), 'LAPOR')} ADUAN jalan rusak", registry), registry, now)
+        add_working_days(now.astimezone(JAKARTA).date().replace(month=12, day=20), 10)
+    except Exception as exc:  # noqa: BLE001 - best effort: the first message meets the same problem and says it
+        log.warning("inbound loop: could not warm up (%s: %s)", type(exc).__name__, exc)
 
 
 def _waiting(settings: Settings) -> list[int]:
@@ -203,6 +216,11 @@ def _process(session: Session, settings: Settings, inbound_ids: list[int], steal
     if not messages:
         session.commit()
         return outcomes, {}, []
+    # The batch's own rows are written back by one executemany (``_save``), not
+    # by the unit of work, which spent a fifth of a worker's CPU at flush
+    # working out these rows' relationships (docs/BENCHMARKS.md).
+    for msg in messages:
+        session.expunge(msg)
     registry = registry_for(settings)
     flood = FloodControl.load(session, settings, messages, now)
     numbers = iter(reports.new_tracking_numbers(session, len(messages)))
@@ -243,6 +261,7 @@ def _process(session: Session, settings: Settings, inbound_ids: list[int], steal
         replies.append(reply)
         outcomes[answer.purpose] += 1
     insert_rows(session, OutboundMessage.__table__, replies)  # type: ignore[arg-type]
+    _save(session, messages)
     session.commit()
     if log.isEnabledFor(logging.INFO):
         for msg, answer in answered:
@@ -287,6 +306,19 @@ _CLAIM = {dialect: update(InboundMessage)
           .returning(InboundMessage)
           .execution_options(synchronize_session=False)
           for dialect in ("postgresql", "sqlite")}
+
+
+_INBOUND: Table = InboundMessage.__table__  # type: ignore[assignment]
+_SAVE = (update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id"))
+         .values({column: bindparam(f"b_{column}", type_=_INBOUND.c[column].type)
+                  for column in ("state", "processed_at", "error", "parsed", "no_reply")}))
+
+
+def _save(session: Session, messages: list[InboundMessage]) -> None:
+    """Write what processing set on the claimed (expunged) ``messages``, in the session's transaction."""
+    session.connection().execute(_SAVE, [
+        {"b_id": m.id, "b_state": m.state, "b_processed_at": m.processed_at, "b_error": m.error,
+         "b_parsed": m.parsed, "b_no_reply": m.no_reply} for m in messages])
 
 
 def claim(session: Session, inbound_ids: Iterable[int], now: datetime, steal: bool = True) -> list[InboundMessage]:

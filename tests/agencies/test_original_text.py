@@ -7,9 +7,12 @@ Parsing matches on NFKC (full-width letters, ligatures); the report keeps ``½``
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from sms_gateway.models import InboundMessage, Report
-from sms_gateway.parsing import original_body, parse
+from sms_gateway.parsing import _original_by_runs, original_body, parse
 from tests.channels.test_twilio import only
 from tests.test_flow import text_sms
 
@@ -41,3 +44,12 @@ def test_the_mapping_back_keeps_matching_on_nfkc(settings) -> None:
         exact = original_body(raw, parsed.body)
         assert parse(exact, registry).body == parsed.body or parsed.agency is not None
         assert exact in raw
+
+
+@settings_(max_examples=300, deadline=None)
+@given(raw=st.text(alphabet=st.characters(max_codepoint=127), max_size=60), cut=st.integers(0, 60))
+def test_the_ascii_shortcut_reads_as_the_general_way(raw: str, cut: int) -> None:
+    # Most SMS are ASCII and skip the run-by-run NFKC mapping; it must give the same answer.
+    for body in (raw.strip()[cut:], raw[cut:], raw.rstrip()[cut:] + "x"):
+        if body:  # an empty body is answered before either way is taken
+            assert original_body(raw, body) == _original_by_runs(raw, body)
