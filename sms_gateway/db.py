@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, text
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, inspect, text, update
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from .config import PACKAGE_DIR, PROJECT_ROOT
@@ -180,6 +180,27 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]],
            f"FROM json_to_recordset(%s::json) AS t({types})" + (f" RETURNING {returned}" if returning else ""))
     result = session.connection().exec_driver_sql(sql, (json.dumps(rows, default=_json_value),))
     return [tuple(r) for r in result] if returning else []
+
+
+def update_rows(session: Session, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:
+    """UPDATE each row of ``table`` whose ``key`` is a row's ``key`` with that row's other values,
+    in the session's transaction: one statement on PostgreSQL (the rows as one JSON
+    document, as ``insert_rows``), one executemany elsewhere."""
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c != key]
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        session.connection().execute(
+            update(table).where(table.c[key] == bindparam(f"b_{key}"))
+            .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns}),
+            [{f"b_{c}": v for c, v in row.items()} for row in rows])
+        return
+    types = ", ".join(f"{table.c[c].name} {table.c[c].type.compile(dialect)}" for c in [key, *columns])
+    assignments = ", ".join(f"{table.c[c].name} = t.{table.c[c].name}" for c in columns)
+    sql = (f"UPDATE {table.name} SET {assignments} "  # noqa: S608 - names from the table
+           f"FROM json_to_recordset(%s::json) AS t({types}) WHERE {table.name}.{key} = t.{key}")
+    session.connection().exec_driver_sql(sql, (json.dumps(rows, default=_json_value),))
 
 
 def _json_value(value: object) -> str:

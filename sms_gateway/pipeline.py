@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Boolean, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox, phone, queue, reports, tracking
@@ -47,7 +47,7 @@ from .agencies.citizen import handle_reply
 from .agencies.lifecycle import announce_new_report
 from .channels import reply_channel
 from .config import Settings
-from .db import insert_rows, session_factory
+from .db import insert_rows, session_factory, update_rows
 from .deadlines import JAKARTA, add_working_days
 from .decision import decide
 from .models import (
@@ -216,7 +216,7 @@ def _process(session: Session, settings: Settings, inbound_ids: list[int], steal
     if not messages:
         session.commit()
         return outcomes, {}, []
-    # The batch's own rows are written back by one executemany (``_save``), not
+    # The batch's own rows are written back by one statement (``_save``), not
     # by the unit of work, which spent a fifth of a worker's CPU at flush
     # working out these rows' relationships (docs/BENCHMARKS.md).
     for msg in messages:
@@ -308,17 +308,11 @@ _CLAIM = {dialect: update(InboundMessage)
           for dialect in ("postgresql", "sqlite")}
 
 
-_INBOUND: Table = InboundMessage.__table__  # type: ignore[assignment]
-_SAVE = (update(_INBOUND).where(_INBOUND.c.id == bindparam("b_id"))
-         .values({column: bindparam(f"b_{column}", type_=_INBOUND.c[column].type)
-                  for column in ("state", "processed_at", "error", "parsed", "no_reply")}))
-
-
 def _save(session: Session, messages: list[InboundMessage]) -> None:
     """Write what processing set on the claimed (expunged) ``messages``, in the session's transaction."""
-    session.connection().execute(_SAVE, [
-        {"b_id": m.id, "b_state": m.state, "b_processed_at": m.processed_at, "b_error": m.error,
-         "b_parsed": m.parsed, "b_no_reply": m.no_reply} for m in messages])
+    update_rows(session, InboundMessage.__table__, [  # type: ignore[arg-type]
+        {"id": m.id, "state": m.state, "processed_at": m.processed_at, "error": m.error, "parsed": m.parsed,
+         "no_reply": m.no_reply} for m in messages])
 
 
 def claim(session: Session, inbound_ids: Iterable[int], now: datetime, steal: bool = True) -> list[InboundMessage]:
