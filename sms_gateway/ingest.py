@@ -77,6 +77,7 @@ def accept_or_spool(settings: Settings, sms: IncomingSMS) -> Accepted | None:
         return _committer(settings).submit(sms, timeout=SPOOL_AFTER)
     except _SPOOL_ON as exc:
         spool.append(settings, sms)
+        log.info("spooled %s message %s from %s", sms.channel, sms.external_id, phone.mask(sms.sender))
         spool.ensure_replayer(settings)
         if not spool.DATABASE.active:  # one line per outage; the replayer logs the recovery
             spool.DATABASE.down(exc)

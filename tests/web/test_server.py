@@ -94,3 +94,18 @@ def test_bad_requests_get_their_answer_from_the_real_server(server, settings) ->
     del params["From"]
     missing = post(server, params)
     assert (missing.status_code, missing.text) == (400, "missing From\n")
+
+
+def test_the_access_log_leaves_answered_webhooks_to_the_gateways_own_line(server, tmp_path: Path) -> None:
+    params = sms_params(body="PLN ADUAN listrik mati", sid="SM" + "7" * 32, sender="081234500077")
+    assert post(server, params).status_code == 200
+    assert post(server, params, signature="forged").status_code == 403
+    assert requests.get(server + "/livez", timeout=10).status_code == 200
+    log = tmp_path / "web.log"
+    deadline = time.monotonic() + 10
+    while '"GET /livez" 200' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    access = [line for line in log.read_text().splitlines() if '" 200 ' in line or '" 403 ' in line]
+    assert any('"POST /sms/twilio" 403' in line for line in access)  # refused: an operator must see it
+    assert any('"GET /livez" 200' in line for line in access)  # every other request keeps its line
+    assert not any('"POST /sms/twilio" 200' in line for line in access), access  # said once, by the gateway
