@@ -4,8 +4,9 @@ The gateway runs as operators run it, on PostgreSQL and a private Redis:
 ``sms-gateway web`` (gunicorn gevent, 2 workers), two ``sms-gateway worker``
 processes (inbound pipeline) and one ``sms-gateway sender`` (the outbox's
 long-lived sender: 16 Twilio calls in flight over one pooled session). The
-Twilio REST API is ``bench/fake_twilio.py`` under gunicorn (gevent, 1 worker),
-which answers 201 at once and records every message.
+Twilio REST API is ``bench/fake_twilio.py`` (one asyncio process; ``--fake
+gunicorn`` serves it as before, under gunicorn gevent), which answers 201 at
+once and records every message.
 
 - **flood**: wrk replays pre-signed webhooks (each a new MessageSid and a new
   sender number) for ``--seconds``; the figure is acknowledgements arriving
@@ -72,6 +73,15 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def fake_provider(port: int, env: dict[str, str], log: Path, kind: str = "asyncio") -> subprocess.Popen[bytes]:
+    """``bench/fake_twilio.py`` on ``port``: its own asyncio server, or (``gunicorn``) as before."""
+    if kind == "gunicorn":
+        return gunicorn("bench.fake_twilio:app", port, env, log, 1)
+    proc = start([sys.executable, "-m", "bench.fake_twilio", str(port)], env, log)
+    wait_http(port)
+    return proc
 
 
 def gunicorn(app: str, port: int, env: dict[str, str], log: Path, workers: int) -> subprocess.Popen[bytes]:
@@ -202,7 +212,7 @@ def run_gateway(args: argparse.Namespace, scratch: Scratch, tmp: Path, requests_
            "SEND_CONCURRENCY": str(args.send_concurrency)}
     logs = tmp / f"round-{round_no}"
     logs.mkdir()
-    fake = gunicorn("bench.fake_twilio:app", fake_port, env, logs / "fake.log", 1)
+    fake = fake_provider(fake_port, env, logs / "fake.log", args.fake)
     exe = [sys.executable, "-m", "sms_gateway"]
     web = start([*exe, "web"], env, logs / "web.log")
     workers = [start([*exe, "worker"], env, logs / f"worker-{i}.log") for i in range(args.workers)]
@@ -285,6 +295,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="paced webhooks per second (0: skip)")
     parser.add_argument("--paced-seconds", type=float, default=10)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--fake", choices=["asyncio", "gunicorn"], default="asyncio",
+                        help="how the fake Twilio API is served (gunicorn: as before 2026-12-05, to compare)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -312,7 +324,8 @@ def main() -> None:
         best = max(range(args.rounds), key=lambda i: gateway[i]["rate"] / bare[i])
         g, b = gateway[best], bare[best]
         print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; PostgreSQL, private Redis; "
-              f"wrk -t1 -c{args.connections} -d{args.seconds}s; web gunicorn gevent x{args.web_workers}, "
+              f"wrk -t1 -c{args.connections} -d{args.seconds}s; fake Twilio: {args.fake}; "
+              f"web gunicorn gevent x{args.web_workers}, "
               f"{args.workers} workers, {args.senders} sender(s) x {args.send_concurrency} calls; best of "
               f"{args.rounds} rounds by ratio")
         print("| bare req/s | webhooks | ingest req/s | last ack s | acks/s | ratio | paced p50 / p95 ms |")

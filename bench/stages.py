@@ -5,7 +5,7 @@
   CEK), one transaction per batch, on a scratch PostgreSQL database; the
   baseline is parse + decide alone on the same texts (no database).
 - **sender**: ``ChannelSender.drain`` of N queued replies through the Twilio
-  SDK to ``bench/fake_twilio.py`` (gunicorn gevent, 1 worker) with
+  SDK to ``bench/fake_twilio.py`` (one asyncio process) with
   ``SEND_CONCURRENCY`` calls in flight; the baseline is N bare urllib3 POSTs of
   the same form to the same fake from one thread (no SDK, no database).
 - **RQ**: what one RQ job costs (enqueue, and a SimpleWorker running a job
@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import Scratch, gunicorn  # noqa: E402
+from bench.e2e import Scratch, fake_provider  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
 
 TEXTS = ["KEMENHUB ADUAN bus AKAP masih jual tiket mudik di terminal kampung rambutan",
@@ -138,7 +138,7 @@ def main() -> None:
     fake = None
     try:
         port = free_port()
-        fake = gunicorn("bench.fake_twilio:app", port, {**os.environ, "PYTHONPATH": str(ROOT)}, tmp / "fake.log", 1)
+        fake = fake_provider(port, {**os.environ, "PYTHONPATH": str(ROOT)}, tmp / "fake.log")
         settings = Settings({"DATABASE_URL": scratch.db_url, "REDIS_URL": scratch.redis_url, "LOG_LEVEL": "WARNING",
                              "TWILIO_ACCOUNT_SID": "AC", "TWILIO_AUTH_TOKEN": "x", "TWILIO_FROM_NUMBER": "1708",
                              "TWILIO_MPS": "100000", "TWILIO_API_BASE_URL": f"http://127.0.0.1:{port}",
