@@ -117,7 +117,7 @@ def web() -> None:
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", settings.WEB_BIND,
                                "--workers", str(settings.WEB_WORKERS), "--threads", str(settings.WEB_THREADS),
                                "--worker-class", settings.WEB_WORKER_CLASS, "--access-logfile", "-",
-                               "--logger-class", "sms_gateway.web.access_log.AccessLogger",
+                               "--logger-class", "sms_gateway.access_log.AccessLogger",
                                # Path only: Kannel's get-url carries phone numbers and a token in the query.
                                "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
                                # The factory, not app.py: an installed package has no app.py.

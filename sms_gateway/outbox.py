@@ -161,7 +161,7 @@ def limited(query: Select[Any], dialect: str) -> Any:
 # every sender: constant text (prepared once by psycopg), sent in autocommit so
 # that the statement is its own transaction (one round trip instead of BEGIN,
 # statement, COMMIT), with no ORM statement built and compiled each time. The
-# sender's CPU per message fell by about a third (docs/BENCHMARKS.md). SQLite
+# sender's CPU per message fell by a quarter to a third (docs/BENCHMARKS.md). SQLite
 # runs the same logic through SQLAlchemy below.
 _PG_CLAIM = """
 WITH picked AS MATERIALIZED (

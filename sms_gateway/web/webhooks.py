@@ -19,14 +19,12 @@ from typing import Any
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-PREFIX = "/sms/"
+from ..access_log import is_webhook
+
+__all__ = ["is_webhook", "spare_webhooks"]
+
 # The extensions whose app-wide hooks serve the workspace's pages, not the providers.
 WORKSPACE_EXTENSIONS = ("flask_login", "flask_limiter", "flask_wtf")
-
-
-def is_webhook(path: str) -> bool:
-    """Whether ``path`` is a provider's webhook (inbound SMS, delivery reports)."""
-    return path.startswith(PREFIX)
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -109,3 +109,13 @@ def test_the_access_log_leaves_answered_webhooks_to_the_gateways_own_line(server
     assert any('"POST /sms/twilio" 403' in line for line in access)  # refused: an operator must see it
     assert any('"GET /livez" 200' in line for line in access)  # every other request keeps its line
     assert not any('"POST /sms/twilio" 200' in line for line in access), access  # said once, by the gateway
+
+
+def test_gunicorns_master_imports_no_application_code() -> None:
+    # gunicorn's master loads the logger class before it forks; the gevent workers
+    # monkey-patch after the fork. psycopg imported before the patch waits for the
+    # database without yielding: one outage then froze whole workers (chaos test c).
+    code = ("import sys, sms_gateway.access_log; print(sorted(m for m in ('psycopg', 'flask', 'sqlalchemy', "
+            "'redis', 'urllib3', 'sms_gateway.web') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert out.stdout.strip() == "[]"
