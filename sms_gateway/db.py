@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import lru_cache
@@ -73,6 +73,17 @@ def autocommit_of(engine: Engine) -> Engine:
     if proxy is None:
         proxy = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
     return proxy
+
+
+def execute_autocommit(engine: Engine, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one statement (psycopg's placeholders) in autocommit on a PostgreSQL ``engine``'s
+    driver connection; its rows. For the statements of the hot paths: constant text
+    that psycopg prepares once, no SQLAlchemy compilation, statement and COMMIT in one round trip."""
+    with autocommit_of(engine).connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 @lru_cache(maxsize=8)
@@ -173,12 +184,12 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]],
         session.execute(stmt, rows)
         return []
     # Every name below is one of the table's own columns (table.c raises on anything else).
-    types = ", ".join(f"{table.c[c].name} {table.c[c].type.compile(dialect)}" for c in columns)
+    types = _recordset_columns(table, columns, dialect)
     names = ", ".join(table.c[c].name for c in columns)
     returned = ", ".join(table.c[c].name for c in returning)
     sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608 - names from the table
            f"FROM json_to_recordset(%s::json) AS t({types})" + (f" RETURNING {returned}" if returning else ""))
-    result = session.connection().exec_driver_sql(sql, (json.dumps(rows, default=_json_value),))
+    result = session.connection().exec_driver_sql(sql, (json.dumps(rows, default=json_default),))
     return [tuple(r) for r in result] if returning else []
 
 
@@ -196,14 +207,20 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]], key:
             .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns}),
             [{f"b_{c}": v for c, v in row.items()} for row in rows])
         return
-    types = ", ".join(f"{table.c[c].name} {table.c[c].type.compile(dialect)}" for c in [key, *columns])
+    types = _recordset_columns(table, [key, *columns], dialect)
     assignments = ", ".join(f"{table.c[c].name} = t.{table.c[c].name}" for c in columns)
     sql = (f"UPDATE {table.name} SET {assignments} "  # noqa: S608 - names from the table
            f"FROM json_to_recordset(%s::json) AS t({types}) WHERE {table.name}.{key} = t.{key}")
-    session.connection().exec_driver_sql(sql, (json.dumps(rows, default=_json_value),))
+    session.connection().exec_driver_sql(sql, (json.dumps(rows, default=json_default),))
 
 
-def _json_value(value: object) -> str:
+def _recordset_columns(table: Table, columns: list[str], dialect: Any) -> str:
+    """The column list of ``json_to_recordset(…) AS t(…)`` for these columns of ``table``."""
+    return ", ".join(f"{table.c[c].name} {table.c[c].type.compile(dialect)}" for c in columns)
+
+
+def json_default(value: object) -> str:
+    """``json.dumps(..., default=json_default)``: dates and datetimes as ISO 8601, as PostgreSQL reads them."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import sqlite
 from . import phone, queue
 from .channels.base import IncomingSMS
 from .config import Settings
-from .db import autocommit_engine, get_engine
+from .db import execute_autocommit, get_engine, json_default
 from .models import InboundMessage, InboundState, utcnow
 from .outage import DATABASE_DOWN
 
@@ -287,12 +287,6 @@ RETURNING id, channel, external_id
 """
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[Key, int]]:
     """Insert ``rows`` in one transaction; the ids created, and the ids of rows already there."""
     engine = get_engine(url)
@@ -301,12 +295,8 @@ def _store(url: str, rows: list[dict[str, Any]]) -> tuple[dict[Key, int], dict[K
     if engine.dialect.name == "postgresql":
         # One statement is one transaction in autocommit: INSERT and COMMIT in a
         # single round trip instead of three (BEGIN, INSERT, COMMIT).
-        document = json.dumps(rows, default=_json_default)
-        with autocommit_engine(url).connect() as conn:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            cursor = driver.execute(_PG_INSERT, (document,))
-            created = {(ch, ext): i for i, ch, ext in cursor.fetchall()}
+        document = json.dumps(rows, default=json_default)
+        created = {(ch, ext): i for i, ch, ext in execute_autocommit(engine, _PG_INSERT, (document,))}
     else:  # SQLite, the first-run default: the plain SQLAlchemy statement
         stmt = (sqlite.insert(InboundMessage)
                 .on_conflict_do_nothing(index_elements=["channel", "external_id"])

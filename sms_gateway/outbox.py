@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from . import gsm, queue
 from .config import Settings
-from .db import autocommit_of, session_factory
+from .db import execute_autocommit, json_default, session_factory
 from .models import OUTBOUND_RANK, OutboundMessage, OutboundState, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -181,15 +181,6 @@ def _postgresql(session: Session) -> Engine | None:
     return engine if isinstance(engine, Engine) and engine.dialect.name == "postgresql" else None
 
 
-def _pg_execute(engine: Engine, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run one statement in autocommit on ``engine``'s psycopg connection; its rows."""
-    with autocommit_of(engine).connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        cursor = driver.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def claim(session: Session, channel: str, limit: int, now: datetime | None = None) -> list[Claimed]:
     """Claim up to ``limit`` due rows of ``channel``, best lane and oldest first; committed.
 
@@ -202,7 +193,7 @@ def claim(session: Session, channel: str, limit: int, now: datetime | None = Non
     engine = _postgresql(session)
     if engine is not None:
         session.commit()  # as below: whatever the session holds is committed first
-        taken = _pg_execute(engine, _PG_CLAIM, {"channel": channel, "now": now, "limit": limit})
+        taken = execute_autocommit(engine, _PG_CLAIM, {"channel": channel, "now": now, "limit": limit})
         claimed = [Claimed(i, recipient, text_, segments or 1, attempts, lane, at.astimezone(UTC))
                    for i, recipient, text_, segments, attempts, lane, at in taken]
         claimed.sort(key=lambda c: (c.lane, c.id))
@@ -313,8 +304,8 @@ def record_results(session: Session, outcomes: list[Outcome], now: datetime | No
     engine = _postgresql(session)
     if engine is not None:
         session.commit()
-        _pg_execute(engine, _PG_RESULTS, {"now": now, "sent": json.dumps(sent),
-                                          "other": json.dumps(other, default=datetime.isoformat)})
+        execute_autocommit(engine, _PG_RESULTS, {"now": now, "sent": json.dumps(sent),
+                                          "other": json.dumps(other, default=json_default)})
         return
     if sent:
         session.execute(_SENT_SQL, [{**row, "now": now} for row in sent])

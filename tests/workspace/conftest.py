@@ -100,3 +100,12 @@ class Workspace:
 def workspace(app: Any):  # type: ignore[no-untyped-def]
     """``workspace(host="kemenhub.lapor.test")``: a fresh test client on that host."""
     return lambda host="localhost": Workspace(app, host)
+
+
+@pytest.fixture
+def central(people: Any, workspace: Any) -> Any:
+    """A central admin (``pusat@lapor.go.id``), signed in on the workspace."""
+    people("pusat@lapor.go.id", name="Admin Pusat")
+    ws = workspace()
+    assert ws.login("pusat@lapor.go.id").status_code == 302
+    return ws

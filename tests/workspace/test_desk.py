@@ -39,14 +39,6 @@ def hooked(prefixes_file, receiver):  # type: ignore[no-untyped-def]
     return receiver
 
 
-@pytest.fixture
-def central(people, workspace):  # type: ignore[no-untyped-def]
-    people("pusat@lapor.go.id", name="Admin Pusat")
-    ws = workspace()
-    ws.login("pusat@lapor.go.id")
-    return ws
-
-
 def test_only_central_and_city_disposition_admins_have_a_desk_and_each_sees_its_own(seed, people, workspace,
                                                                                       central) -> None:
     in_central = seed(None, text="angkot ngetem di terminal")

@@ -55,14 +55,6 @@ def state(settings: Any) -> dict[str, int]:
 
 
 @pytest.fixture
-def central(people, workspace):  # type: ignore[no-untyped-def]
-    people("pusat@lapor.go.id", name="Admin Pusat")
-    ws = workspace()
-    ws.login("pusat@lapor.go.id")
-    return ws
-
-
-@pytest.fixture
 def operator(settings, workspace):  # type: ignore[no-untyped-def]
     with session_factory(settings.DATABASE_URL)() as session:
         user = accounts.create_user(session, registry_for(settings), email="ops@lapor.go.id", name="Operator",

@@ -23,14 +23,6 @@ from tests.rules.test_backtest import proposed_text, store
 CENTRAL = "pusat@lapor.go.id"
 
 
-@pytest.fixture
-def central(people: Any, workspace: Any) -> Any:
-    people(CENTRAL, name="Admin Pusat")
-    ws = workspace()
-    assert ws.login(CENTRAL).status_code == 302
-    return ws
-
-
 def run_worker(settings: Settings) -> None:
     queue = q.get_queue(settings, q.DEFAULT)
     SimpleWorker([queue], connection=q.get_redis(settings)).work(burst=True, with_scheduler=False)
