@@ -91,7 +91,7 @@ def init_app(app: Flask) -> None:
           default_translation_directories=str(HERE / "translations"))
     login_manager.init_app(app)
     try:
-        storage: dict[str, Any] = {"storage_uri": queue.redis_url(settings)}
+        storage: dict[str, Any] = {"storage_uri": limiter_storage_uri(queue.redis_url(settings))}
     except ConfigError:
         storage = {"storage_uri": "memory://"}
         log.warning("no Redis for the workspace's sign-in limits: counting in this process only")
@@ -99,6 +99,12 @@ def init_app(app: Flask) -> None:
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 5}
     limiter.init_app(app)
     app.register_blueprint(blueprint)
+
+
+def limiter_storage_uri(redis_url: str) -> str:
+    """``redis_url`` as Flask-Limiter's storage (limits) names it: a Unix socket is
+    ``redis+unix://`` there (``unix://`` in redis-py; ``sms-gateway run``'s private Redis is one)."""
+    return "redis+unix://" + redis_url.removeprefix("unix://") if redis_url.startswith("unix://") else redis_url
 
 
 def error_page(exc: HTTPException) -> Response | HTTPException:
