@@ -102,9 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
             "1 for a US long code, 10 for most other numbers, 100 for a short code.", float),
     Setting("KANNEL_MPS", "100", "SMS segments per second handed to Kannel's sendsms (the operator's "
             "contracted SMPP throughput; set Kannel's own `throughput` to match).", float),
+    Setting("KANNEL_SEND_CONCURRENCY", "64", "sendsms calls a sender process keeps in flight (in place of "
+            "SEND_CONCURRENCY): smsbox answers once bearerbox has queued the SMS, and that wait, not the "
+            "gateway, sets the pace of a small window (docs/BENCHMARKS.md).", int),
     Setting("MODEM_MPM", "6", "SMS segments per minute sent through one GSM modem.", float),
     Setting("SEND_CONCURRENCY", "16", "Provider calls a sender process keeps in flight per channel "
-            "(Twilio and Kannel; the modem sends one at a time).", int),
+            "(Twilio; Kannel has KANNEL_SEND_CONCURRENCY; the modem sends one at a time).", int),
     Setting("SEND_BACKLOG_LIMIT", "36000", "Seconds of queued segments (at the channel's rate) beyond which "
             "the channel counts as overloaded: logged, and shown in /metrics (Twilio keeps a message "
             "queued for at most 10 hours).", int),

@@ -61,14 +61,9 @@ def _create(url: str) -> Engine:
 _AUTOCOMMIT: dict[Engine, Engine] = {}
 
 
-def autocommit_engine(url: str) -> Engine:
-    """The engine of ``url`` with its connections in autocommit (the same pool): a single
-    statement is its own transaction, statement and COMMIT in one round trip."""
-    return autocommit_of(get_engine(url))
-
-
 def autocommit_of(engine: Engine) -> Engine:
-    """``engine`` with its connections in autocommit (``autocommit_engine``)."""
+    """``engine`` with its connections in autocommit (the same pool): a single statement
+    is its own transaction, statement and COMMIT in one round trip."""
     proxy = _AUTOCOMMIT.get(engine)
     if proxy is None:
         proxy = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")

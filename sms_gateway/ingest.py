@@ -9,10 +9,10 @@ message is still stored and a worker finds it within a second. A provider
 retry of the same message meets the unique (channel, external_id) key and is
 answered as a duplicate: nothing new is stored and nothing new is sent.
 
-Group commit: the requests of one process (greenlets under the default gevent
-workers, threads under gthread) hand their messages to one writer, which
-stores whatever is waiting in one INSERT and one COMMIT and rings the doorbell
-once. Under light load a batch is one message and nothing waits; under a surge
+Group commit (``groupcommit``): the requests of one process (greenlets under
+the default gevent workers, threads under gthread) hand their messages to one
+writer, which stores whatever is waiting in one INSERT and one COMMIT and rings
+the doorbell once. Under light load a batch is one message and nothing waits; under a surge
 the cost of the commit and the Redis round trip is shared by the batch
 (docs/BENCHMARKS.md). A batch the database refuses is stored again message by
 message, so one bad message cannot fail the others.
@@ -23,16 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import sqlite
 
-from . import phone, queue
+from . import groupcommit, phone, queue
 from .channels.base import IncomingSMS
 from .config import Settings
 from .db import execute_autocommit, get_engine, json_default
@@ -42,7 +40,6 @@ from .outage import DATABASE_DOWN
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-WAIT_SECONDS = 60.0  # a request never waits forever for the writer
 # A webhook spools instead after this long: Twilio gives up on a webhook after 15 s.
 SPOOL_AFTER = 10.0
 _SPOOL_ON: tuple[type[BaseException], ...] = (*DATABASE_DOWN, TimeoutError)
@@ -85,69 +82,11 @@ def accept_or_spool(settings: Settings, sms: IncomingSMS) -> Accepted | None:
         return None
 
 
-@dataclass
-class _Batch:
-    """Messages stored by one transaction; their requests wait on one event."""
-
-    messages: list[IncomingSMS] = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event)
-    results: list[Accepted | BaseException] = field(default_factory=list)
-
-
-class _GroupCommitter:
-    """Stores messages submitted by concurrent threads in shared transactions."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._cond = threading.Condition()
-        self._batches: list[_Batch] = []  # filled by requests, not yet taken by the writer
-        threading.Thread(target=self._run, name="ingest-writer", daemon=True).start()
-
-    def submit(self, sms: IncomingSMS, timeout: float = WAIT_SECONDS) -> Accepted:
-        """Add ``sms`` to the next batch and wait until that batch is committed."""
-        with self._cond:
-            if not self._batches or len(self._batches[-1].messages) >= MAX_BATCH:
-                self._batches.append(_Batch())
-            batch = self._batches[-1]
-            index = len(batch.messages)
-            batch.messages.append(sms)
-            self._cond.notify()
-        if not batch.done.wait(timeout):
-            raise TimeoutError("the message store did not answer in time")
-        result = batch.results[index]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._batches:
-                    self._cond.wait()
-                batches, self._batches = self._batches, []
-            for batch in batches:
-                try:
-                    batch.results = _store_and_enqueue(self.settings, batch.messages)
-                except BaseException as exc:  # noqa: BLE001 - handed to every waiting request, which raises it
-                    batch.results = [exc] * len(batch.messages)
-                finally:
-                    batch.done.set()
-
-
-_COMMITTERS: dict[tuple[int, str, str], _GroupCommitter] = {}
-_COMMITTERS_LOCK = threading.Lock()
-
-
-def _committer(settings: Settings) -> _GroupCommitter:
-    # Keyed by pid: a forked process (gunicorn worker) must not share its parent's thread.
-    key = (os.getpid(), settings.DATABASE_URL, str(settings.REDIS_URL))
-    committer = _COMMITTERS.get(key)
-    if committer is None:
-        with _COMMITTERS_LOCK:
-            committer = _COMMITTERS.get(key)
-            if committer is None:
-                committer = _COMMITTERS[key] = _GroupCommitter(settings)
-    return committer
+def _committer(settings: Settings) -> groupcommit.GroupCommitter[IncomingSMS, Accepted]:
+    def make() -> groupcommit.GroupCommitter[IncomingSMS, Accepted]:
+        return groupcommit.GroupCommitter("ingest-writer", lambda batch: _store_and_enqueue(settings, batch),
+                                          MAX_BATCH)
+    return groupcommit.committer(("ingest", settings.DATABASE_URL, str(settings.REDIS_URL)), make)
 
 
 # Column sizes of inbound_messages (models.InboundMessage).

@@ -8,7 +8,7 @@ restarting): senders also look at the table every second when idle. The
 senders (``sms_gateway.sender``) claim rows with ``claim`` (queued → sending,
 one conditional UPDATE, so a row is claimed once however many senders run),
 hand them to their channel and record what happened with ``record_results``.
-Provider status callbacks move a row on with ``record_delivery_status``, never
+Provider status callbacks move a row on with ``record_delivery``, never
 backwards. Nothing here knows RQ.
 
 Lanes: a reply to a citizen's own message (acknowledgement, CEK status, help)
@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import Connection, Engine, Select, bindparam, case, func, or_, select, text, update
+from sqlalchemy import Engine, Select, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from . import gsm, queue
+from . import groupcommit, gsm, queue
 from .config import Settings
-from .db import execute_autocommit, json_default, session_factory
+from .db import execute_autocommit, get_engine, json_default, session_factory
 from .models import OUTBOUND_RANK, OutboundMessage, OutboundState, UTCDateTime, utcnow
+from .outage import DATABASE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,11 @@ class Outcome:
 # time, the segments) is filled in. On PostgreSQL both kinds are one statement
 # (two data-modifying CTEs over JSON documents: one transaction, one round
 # trip); on SQLite, one executemany per kind in one transaction.
+# Statements that change several rows lock them first, in id order: two of
+# them (a sender's results and a web process's batch of delivery reports)
+# taking the same rows in different orders would deadlock, and PostgreSQL
+# would break the tie only after deadlock_timeout (1 s), stalling both.
+_LOCK_IN_ORDER = "SELECT id FROM outbound_messages WHERE id IN ({ids}) ORDER BY id FOR NO KEY UPDATE"
 _SENT_SET = """
     state = CASE WHEN o.state IN ('queued', 'sending') THEN r.state ELSE o.state END,
     provider_id = COALESCE(o.provider_id, r.provider_id),
@@ -263,16 +269,19 @@ _NOT_SENT_SET = """
     attempts = o.attempts - r.uncount, updated_at = {now}
 """
 _PG_RESULTS = f"""
-WITH sent AS (
+WITH s AS (
+    SELECT * FROM json_to_recordset(%(sent)s::json) AS r(id integer, state text, provider_id text, segments integer)
+), n AS (
+    SELECT * FROM json_to_recordset(%(other)s::json)
+        AS r(id integer, state text, error text, error_code text, next_attempt_at timestamptz, uncount integer)
+), locked AS MATERIALIZED ({_LOCK_IN_ORDER.format(ids="SELECT id FROM s UNION ALL SELECT id FROM n")}
+), sent AS (
     UPDATE outbound_messages AS o SET {_SENT_SET.format(now="%(now)s")}
-    FROM json_to_recordset(%(sent)s::json) AS r(id integer, state text, provider_id text, segments integer)
-    WHERE o.id = r.id
+    FROM s AS r, locked WHERE o.id = locked.id AND o.id = r.id
     RETURNING 1
 ), other AS (
     UPDATE outbound_messages AS o SET {_NOT_SENT_SET.format(now="%(now)s")}
-    FROM json_to_recordset(%(other)s::json)
-        AS r(id integer, state text, error text, error_code text, next_attempt_at timestamptz, uncount integer)
-    WHERE o.id = r.id AND o.state = 'sending'
+    FROM n AS r, locked WHERE o.id = locked.id AND o.id = r.id AND o.state = 'sending'
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM other)
@@ -341,54 +350,132 @@ def stale_sends(session: Session, channel: str, older_than: timedelta, limit: in
 
 # --------------------------------------------------------------------------- provider reports and operators
 
-def record_delivery_status(
-    session: Session | Connection,
-    outbound_id: int,
-    new_state: str,
-    raw_status: str,
-    error_code: str | None = None,
-    error: str | None = None,
-    provider_id: str | None = None,
-) -> bool:
-    """Apply a provider's delivery report; never moves a message backwards. True if applied:
-    the message moved on, or it was in that state already and the provider's words were updated.
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A provider's word on an outbound message: Kannel's DLR, Twilio's status callback."""
 
-    One conditional UPDATE, no read: a delivery report comes for every SMS sent
-    (two per SMS from Kannel), and loading and locking the row first cost the
-    web process more than the report itself (docs/BENCHMARKS.md). The condition
-    on the state makes it safe against a concurrent report without a lock: a
-    message still behind moves on; one in that state already gets only the
-    provider's words; one further on (a late "sent" after "delivered") is not
-    touched, not even its words.
-    """
-    rank = OUTBOUND_RANK.get(new_state)
+    outbound_id: int
+    state: str  # our outbound state it means
+    raw_status: str  # the provider's words, stored as provider_status
+    error_code: str | None = None
+    error: str | None = None
+    provider_id: str | None = None  # a report about another provider message than ours changes nothing
+
+
+# A report moves a message on, never back: the row changes only while its
+# state ranks below the report's (``r.allowed``) or is that state already, and
+# then only the provider's words change. The condition on the state, not a
+# read and a lock, makes it safe against a concurrent report: the second one
+# finds the row moved on (PostgreSQL re-checks the condition after waiting for
+# the first one's lock; SQLite writes one at a time). On PostgreSQL a batch of
+# reports is one statement over a JSON document; on SQLite, one statement per
+# report in one transaction.
+_DELIVERY_SET = """
+    state = r.state,
+    provider_status = r.provider_status,
+    error_code = COALESCE(r.error_code, o.error_code),
+    error = CASE WHEN r.error_code IS NOT NULL AND r.error IS NOT NULL THEN r.error ELSE o.error END,
+    provider_id = CASE WHEN o.state = r.state THEN o.provider_id ELSE COALESCE(o.provider_id, r.provider_id) END,
+    delivered_at = CASE WHEN r.state = 'delivered' AND o.state <> r.state THEN r.at ELSE o.delivered_at END,
+    sent_at = CASE WHEN r.state = 'sent' AND o.state <> r.state THEN COALESCE(o.sent_at, r.at) ELSE o.sent_at END,
+    updated_at = r.at
+"""
+_DELIVERY_WHERE = """
+    o.id = r.id AND r.allowed LIKE '%,' || o.state || ',%'
+    AND (r.provider_id IS NULL OR o.provider_id IS NULL OR o.provider_id = r.provider_id)
+"""
+# psycopg's placeholders are %s: its literal % is written %%.
+_PG_DELIVERY = f"""
+WITH r AS (
+    SELECT * FROM json_to_recordset(%s::json) AS r(i integer, id integer, state text, provider_status text,
+        error_code text, error text, provider_id text, allowed text, at timestamptz)
+), locked AS MATERIALIZED ({_LOCK_IN_ORDER.format(ids="SELECT id FROM r")})
+UPDATE outbound_messages AS o SET {_DELIVERY_SET}
+FROM r, locked
+WHERE o.id = locked.id AND {_DELIVERY_WHERE.replace("%", "%%")}
+RETURNING r.i
+"""  # noqa: S608 - constant text
+_DELIVERY_SQL = text(f"""
+UPDATE outbound_messages AS o SET {_DELIVERY_SET}
+FROM (SELECT :id AS id, :state AS state, :provider_status AS provider_status, :error_code AS error_code,
+             :error AS error, :provider_id AS provider_id, :allowed AS allowed, :at AS at) AS r
+WHERE {_DELIVERY_WHERE}
+""").bindparams(bindparam("at", type_=UTCDateTime()))  # noqa: S608 - constant text
+
+
+def _allowed(state: str) -> str | None:
+    """The states a report of ``state`` may move a message from, as ",a,b,c," (None: not a state)."""
+    rank = OUTBOUND_RANK.get(state)
     if rank is None:
-        return False
-    behind = [state for state, r in OUTBOUND_RANK.items() if r < rank]
-    again = OutboundMessage.state == new_state
+        return None
+    return "," + ",".join([s for s, r in OUTBOUND_RANK.items() if r < rank] + [state]) + ","
 
-    def on_move(column: Any, value: Any) -> Any:  # the move sets it; the same state again keeps it
-        return case((again, column), else_=value)
 
-    values: dict[str, Any] = {"state": new_state, "provider_status": raw_status}
-    if error_code:
-        values["error_code"] = error_code
-        if error:
-            values["error"] = error
-    if provider_id:
-        values["provider_id"] = on_move(OutboundMessage.provider_id,
-                                        func.coalesce(OutboundMessage.provider_id, provider_id))
-    if new_state == OutboundState.DELIVERED:
-        values["delivered_at"] = on_move(OutboundMessage.delivered_at, utcnow())
-    if new_state == OutboundState.SENT:
-        values["sent_at"] = on_move(OutboundMessage.sent_at, func.coalesce(OutboundMessage.sent_at, utcnow()))
-    where = [OutboundMessage.id == outbound_id, OutboundMessage.state.in_([*behind, new_state])]
-    if provider_id:  # a report about another provider message than the one we sent changes nothing
-        where.append(or_(OutboundMessage.provider_id.is_(None), OutboundMessage.provider_id == provider_id))
-    applied = session.execute(  # type: ignore[attr-defined]
-        update(OutboundMessage).where(*where).values(**values).execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(applied)
+def apply_delivery_reports(engine: Engine, reports: list[DeliveryReport],
+                           now: datetime | None = None) -> list[bool]:
+    """Apply ``reports`` in their order, each as if alone; whether each applied (the message
+    moved on, or was in that state already and got the provider's words)."""
+    now = now or utcnow()
+    applied = [False] * len(reports)
+    rows: list[dict[str, Any]] = []
+    for i, report in enumerate(reports):
+        allowed = _allowed(report.state)
+        if allowed is not None:
+            # Cut to the columns' sizes: a provider's odd value must not fail the batch it is in.
+            rows.append({"i": i, "id": report.outbound_id, "state": report.state,
+                         "provider_status": report.raw_status[:32],
+                         "error_code": (report.error_code or "")[:32] or None,
+                         "error": report.error if report.error_code else None,
+                         "provider_id": (report.provider_id or "")[:128] or None, "allowed": allowed, "at": now})
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            for row in rows:
+                applied[row["i"]] = bool(conn.execute(_DELIVERY_SQL, row).rowcount)
+        return applied
+    # One UPDATE changes a row once: two reports on one message (Kannel's 8 and
+    # 1, a millisecond apart) go in successive statements, in their order.
+    waves: list[list[dict[str, Any]]] = []
+    seen: dict[int, int] = {}
+    for row in rows:
+        wave = seen[row["id"]] = seen.get(row["id"], -1) + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(row)
+    for wave_rows in waves:
+        for (i,) in execute_autocommit(engine, _PG_DELIVERY, (json.dumps(wave_rows, default=json_default),)):
+            applied[i] = True
+    return applied
+
+
+def record_delivery(settings: Settings, report: DeliveryReport) -> bool:
+    """Apply one report from a web request, in a batch with the process's other
+    requests' reports (``groupcommit``); whether it applied. Raises when the
+    database cannot be reached: the provider retries a report answered 5xx."""
+    def make() -> groupcommit.GroupCommitter[DeliveryReport, bool]:
+        engine = get_engine(settings.DATABASE_URL)
+        return groupcommit.GroupCommitter("delivery-writer", lambda batch: _apply_batch(engine, batch),
+                                          max_batch=128)
+    return groupcommit.committer(("delivery", settings.DATABASE_URL), make).submit(report)
+
+
+def _apply_batch(engine: Engine, batch: list[DeliveryReport]) -> list[bool | BaseException]:
+    """``apply_delivery_reports``; a batch the database refuses is applied report by report,
+    so that one bad report fails only its own request (as ``ingest`` does with messages)."""
+    try:
+        return list(apply_delivery_reports(engine, batch))
+    except DATABASE_DOWN:
+        raise  # one by one would fail the same way, once per report
+    except Exception:
+        if len(batch) == 1:
+            raise
+        log.exception("batch of %s delivery reports refused; applying them one by one", len(batch))
+    results: list[bool | BaseException] = []
+    for report in batch:
+        try:
+            results.extend(apply_delivery_reports(engine, [report]))
+        except Exception as exc:  # noqa: BLE001 - this report alone fails: only its request gets the error
+            results.append(exc)
+    return results
 
 
 def retry(settings: Settings, outbound_id: int) -> bool:

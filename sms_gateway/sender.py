@@ -83,7 +83,7 @@ class ChannelSender:
         self.channel = channel or get_channel(name, settings)
         self.redis = redis or queue.get_redis(settings)
         self.rate = SegmentRate(self.redis, name, self.channel.rate)
-        self.concurrency = max(1, int(concurrency or settings.SEND_CONCURRENCY))
+        self.concurrency = max(1, int(concurrency or self.channel.concurrency or settings.SEND_CONCURRENCY))
         self.batch = max(1, self.concurrency // 2)
         self.claim_size = self.concurrency
         self.sessions = session_factory(settings.DATABASE_URL)

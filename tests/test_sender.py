@@ -262,3 +262,77 @@ def test_the_sweeper_retries_a_failing_message_after_sweep_grace_and_the_retry_w
 def test_lanes(purpose, lane) -> None:
     assert outbox.lane_for(purpose, None) == lane
     assert outbox.lane_for(purpose, 7) == 0  # anything answering a citizen's message is a reply
+
+
+# --------------------------------------------------------------------------- delivery reports at load
+
+def test_batched_reports_and_send_results_never_deadlock(settings) -> None:
+    """Two web processes' batches of delivery reports and a sender's results, all at once
+    on the same rows in random orders: every statement locks its rows in id order, so
+    none waits for another in a cycle (PostgreSQL would abort one after deadlock_timeout,
+    and the provider's DLR would be answered 500; a bench run stalled a second each time)."""
+    import random
+
+    from sms_gateway.db import get_engine
+    from sms_gateway.outbox import DeliveryReport, Outcome, apply_delivery_reports
+
+    ids = queue_sms(settings, 60, channel="kannel")
+    engine = get_engine(settings.DATABASE_URL)
+    with session_factory(settings.DATABASE_URL)() as s:
+        s.execute(update(OutboundMessage).values(state="sending"))
+        s.commit()
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def reports(seed: int) -> None:
+        rnd = random.Random(seed)
+        start.wait()
+        try:
+            for _ in range(40):
+                batch = rnd.sample(ids, 30)
+                apply_delivery_reports(engine, [DeliveryReport(i, rnd.choice(["sent", "delivered"]), "x")
+                                                for i in batch])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def results() -> None:
+        rnd = random.Random(3)
+        start.wait()
+        try:
+            for _ in range(40):
+                with session_factory(settings.DATABASE_URL)() as s:
+                    outbox.record_results(s, [Outcome(i, "sent") for i in rnd.sample(ids, 30)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reports, args=(1,)), threading.Thread(target=reports, args=(2,)),
+               threading.Thread(target=results)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[0]
+    assert time.monotonic() - began < 30
+    with session_factory(settings.DATABASE_URL)() as s:
+        states = set(s.scalars(select(OutboundMessage.state)))
+    assert states <= {"sent", "delivered"}
+
+
+def test_a_report_the_database_refuses_fails_only_its_own_request(settings) -> None:
+    """A web process applies its requests' reports as one batch: when the database
+    refuses the batch, each report is applied alone, and only the bad one's request
+    gets the error (answered 5xx, so the provider retries it)."""
+    from sms_gateway.db import get_engine
+    from sms_gateway.outbox import DeliveryReport, _apply_batch
+
+    first, second = queue_sms(settings, 2, channel="kannel")
+    bad = DeliveryReport(2**40, "delivered", "1 delivered")  # no such id; beyond PostgreSQL's integer
+    results = _apply_batch(get_engine(settings.DATABASE_URL), [
+        DeliveryReport(first, "sent", "8 smsc-accepted"), bad, DeliveryReport(second, "sent", "8 smsc-accepted")])
+    assert results[0] is True and results[2] is True
+    if settings.DATABASE_URL.startswith("postgresql"):
+        assert isinstance(results[1], Exception)
+    else:
+        assert results[1] is False  # SQLite's integers are 64-bit: no such message, nothing applied
+    assert (row(settings, first).state, row(settings, second).state) == ("sent", "sent")

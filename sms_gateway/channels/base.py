@@ -3,7 +3,7 @@
 A channel is one way SMS reach us and leave us: Twilio, Kannel, a GSM modem,
 the console. Inbound, a channel turns a provider's request into an
 ``IncomingSMS`` and hands it to ``sms_gateway.ingest.accept`` (store, commit,
-enqueue); its delivery reports go to ``sms_gateway.outbox.record_delivery_status``.
+enqueue); its delivery reports go to ``sms_gateway.outbox.record_delivery``.
 Outbound, a sender (``sms_gateway.sender``) calls ``Channel.send``, from
 several threads at once; the channel either returns the provider's id or
 raises ``SendError`` saying whether trying again later could help (connection
@@ -99,6 +99,7 @@ class Channel(Protocol):
 
     name: str
     rate: float | None  # segments per second all senders together may send (None: unlimited)
+    concurrency: int | None  # calls a sender keeps in flight (None: SEND_CONCURRENCY)
 
     def send(self, sms: OutgoingSMS) -> SendResult:
         """Hand ``sms`` to the provider; raise ``SendError`` if it was not accepted. Thread-safe."""

@@ -20,6 +20,7 @@ class ConsoleChannel:
 
     name: str = "console"
     rate: float | None = None
+    concurrency: int | None = None
     stream: TextIO | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -37,9 +37,8 @@ from requests.adapters import HTTPAdapter
 
 from .. import gsm, ingest
 from ..config import ConfigError, Settings
-from ..db import autocommit_engine
 from ..models import parse_id
-from ..outbox import record_delivery_status
+from ..outbox import DeliveryReport, record_delivery
 from .base import (
     NOT_SENT,
     UNKNOWN,
@@ -112,6 +111,7 @@ class KannelChannel:
     http: requests.Session
     name: str = NAME
     rate: float | None = None
+    concurrency: int | None = None
 
     def dlr_url(self, outbound_id: int) -> str:
         """dlr-url for one message; Kannel substitutes %d (type), %A (SMSC answer), %T (time)."""
@@ -179,8 +179,9 @@ def build(settings: Settings) -> KannelChannel:
                if not settings.get(name)]
     if missing:
         raise NotConfigured(f"{', '.join(missing)} not set")
-    return KannelChannel(settings=settings, http=_http_session(int(settings.SEND_CONCURRENCY)),
-                         rate=settings.KANNEL_MPS)
+    concurrency = int(settings.KANNEL_SEND_CONCURRENCY)
+    return KannelChannel(settings=settings, http=_http_session(concurrency), rate=settings.KANNEL_MPS,
+                         concurrency=concurrency)
 
 
 @lru_cache(maxsize=4)
@@ -476,12 +477,11 @@ def delivery_report() -> Response:
         return _ok()
     answer = _text_field(fields, "answer")  # %A: the SMSC's words, e.g. "NACK/0x0000000b/…"
     failed = dlr.state in ("undelivered", "failed")
-    with autocommit_engine(settings.DATABASE_URL).connect() as conn:  # one statement: its own transaction
-        applied = record_delivery_status(
-            conn, outbound_id, dlr.state, f"{code} {dlr.label}",
-            error_code=f"dlr-{code}" if failed else None,
-            error=f"Kannel DLR {code} {dlr.label}: {answer}"[:500] if failed else None,
-        )
+    applied = record_delivery(settings, DeliveryReport(
+        outbound_id, dlr.state, f"{code} {dlr.label}",
+        error_code=f"dlr-{code}" if failed else None,
+        error=f"Kannel DLR {code} {dlr.label}: {answer}"[:500] if failed else None,
+    ))
     log.info("Kannel DLR %s (%s) for outbound #%s (%s)", code, dlr.label, outbound_id,
              "applied" if applied else "kept")
     return _ok()

@@ -290,6 +290,7 @@ class ModemChannel:
 
     name: str = NAME
     rate: float | None = None
+    concurrency: int | None = None
 
     def send(self, sms: OutgoingSMS) -> SendResult:
         """Send ``sms`` with the running modem; retryable error when this process has none."""

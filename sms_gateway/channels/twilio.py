@@ -26,9 +26,9 @@ from twilio.rest import Client
 
 from .. import gsm, ingest
 from ..config import Settings
-from ..db import autocommit_engine, session_factory
+from ..db import session_factory
 from ..models import OutboundMessage, parse_id
-from ..outbox import record_delivery_status
+from ..outbox import DeliveryReport, record_delivery
 from .base import (
     NOT_SENT,
     SENT,
@@ -78,6 +78,7 @@ class TwilioChannel:
     settings: Settings
     name: str = NAME
     rate: float | None = None
+    concurrency: int | None = None
 
     def send(self, sms: OutgoingSMS) -> SendResult:
         """Create the message at Twilio; classify failures as retryable or not."""
@@ -267,8 +268,7 @@ def status_callback() -> Response:
         log.warning("unknown Twilio MessageStatus %r for outbound #%s", status, outbound_id)
         return _text(200, "ignored")
     error_code = request.form.get("ErrorCode") or None
-    with autocommit_engine(settings.DATABASE_URL).connect() as conn:  # one statement: its own transaction
-        applied = record_delivery_status(conn, outbound_id, state, status, error_code,
-                                         f"Twilio error {error_code}" if error_code else None, provider_id=sid)
+    applied = record_delivery(settings, DeliveryReport(
+        outbound_id, state, status, error_code, f"Twilio error {error_code}" if error_code else None, provider_id=sid))
     log.info("Twilio status %s for outbound #%s (%s)", status, outbound_id, "applied" if applied else "kept")
     return Response("", status=204)

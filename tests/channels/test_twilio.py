@@ -242,42 +242,64 @@ def test_status_callbacks_never_move_a_message_backwards(client, settings, work)
 
 
 def test_concurrent_reports_cannot_undo_each_other(client, settings, work) -> None:
-    """Two delivery reports handled at once: the one that decided first must not win.
+    """Two delivery reports handled at once: the one that committed first must not be undone.
 
-    Kannel sends DLR 8 and DLR 1 within a millisecond of each other. The report
-    is one conditional UPDATE with no lock: another handler may commit just
-    before it runs, and the condition on the state, not a read, must keep the
-    message from moving back."""
-    from sqlalchemy import event
+    Kannel sends DLR 8 and DLR 1 within a millisecond of each other, and two web
+    processes may take them. The report is one conditional UPDATE with no read:
+    here another transaction has marked the message delivered and not yet
+    committed when an "undelivered" report comes; the report waits for it
+    (PostgreSQL's row lock, SQLite's write lock) and must then find the message
+    moved on and change nothing."""
+    import threading
 
-    from sms_gateway.outbox import record_delivery_status
+    from sqlalchemy import text
+
+    from sms_gateway.outbox import DeliveryReport, apply_delivery_reports
 
     post_signed(client, sms_params())
     work()
     out_id = only(settings, OutboundMessage).id
-    sessions = session_factory(settings.DATABASE_URL)
-
     engine = get_engine(settings.DATABASE_URL)
-    interleaved: list[str] = []
-
-    def other_report_commits_first(_conn, _cursor, statement: str, *_args: object) -> None:
-        # Just before the first handler writes (it has read "sent"), the second one commits.
-        if statement.startswith("UPDATE outbound_messages") and not interleaved:
-            interleaved.append(statement)
-            with sessions() as other:
-                assert record_delivery_status(other, out_id, "delivered", "DELIVRD")
-                other.commit()
-
-    event.listen(engine, "before_cursor_execute", other_report_commits_first)
-    try:
-        with sessions() as session:
-            record_delivery_status(session, out_id, "undelivered", "UNDELIV", "30003")
-            session.commit()
-    finally:
-        event.remove(engine, "before_cursor_execute", other_report_commits_first)
-    assert interleaved
+    late: list[list[bool]] = []
+    with engine.connect() as other:
+        other.execute(text("UPDATE outbound_messages SET state = 'delivered', provider_status = 'DELIVRD' "
+                           "WHERE id = :id"), {"id": out_id})
+        report = threading.Thread(target=lambda: late.append(apply_delivery_reports(
+            engine, [DeliveryReport(out_id, "undelivered", "UNDELIV", "30003", "Twilio error 30003")])))
+        report.start()
+        report.join(0.5)
+        assert report.is_alive(), "the report did not wait for the other transaction"
+        other.commit()
+    report.join(30)
+    assert late == [[False]]
     out = only(settings, OutboundMessage)
     assert (out.state, out.provider_status, out.error_code) == ("delivered", "DELIVRD", None)
+
+
+def test_reports_of_one_batch_apply_in_their_order(settings, work, client) -> None:
+    """A web process batches the reports of its concurrent requests: two about one
+    message in one batch (Kannel's 8 then 1) apply one after the other, and a late
+    "sent" after "delivered" changes nothing, as if each had come alone."""
+    from sms_gateway.outbox import DeliveryReport, apply_delivery_reports
+
+    post_signed(client, sms_params())
+    post_signed(client, sms_params(sid="SM0002", sender="081200000002"))
+    work()
+    first, second = sorted(r.id for r in session_factory(settings.DATABASE_URL)().scalars(select(OutboundMessage)))
+    applied = apply_delivery_reports(get_engine(settings.DATABASE_URL), [
+        DeliveryReport(first, "sent", "8 smsc-accepted"),
+        DeliveryReport(second, "delivered", "1 delivered"),
+        DeliveryReport(first, "delivered", "1 delivered"),
+        DeliveryReport(first, "sent", "8 smsc-accepted"),  # late, out of order
+        DeliveryReport(second, "no-such-state", "?"),
+        DeliveryReport(second, "delivered", "DELIVRD"),  # the same state again: only the words
+    ])
+    assert applied == [True, True, True, False, False, True]
+    with session_factory(settings.DATABASE_URL)() as session:
+        rows = {r.id: r for r in session.scalars(select(OutboundMessage))}
+    assert (rows[first].state, rows[first].provider_status) == ("delivered", "1 delivered")
+    assert (rows[second].state, rows[second].provider_status) == ("delivered", "DELIVRD")
+    assert rows[first].delivered_at is not None and rows[first].sent_at is not None
 
 
 def test_undelivered_callback_records_the_error_code(client, settings, work) -> None:
