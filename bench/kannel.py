@@ -202,6 +202,22 @@ def warm_up(stack: KannelStack, pids: list[int], first: int) -> None:
     raise RuntimeError("the processes did not become idle within 60 s of the warm-up SMS")
 
 
+def pg_backends(db_url: str) -> list[int]:
+    """PostgreSQL backend pids serving the gateway's database (none for SQLite: it runs in the processes)."""
+    if not db_url.startswith("postgresql"):
+        return []
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [int(pid) for pid in conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars()]
+    finally:
+        engine.dispose()
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
@@ -214,6 +230,7 @@ class Result:
     kannel_cpu: list[float] = field(default_factory=list)  # ms of CPU per SMS, during the burst
     web_cpu: list[float] = field(default_factory=list)
     worker_cpu: list[float] = field(default_factory=list)
+    db_cpu: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p95: list[float] = field(default_factory=list)
 
@@ -224,6 +241,7 @@ class Run:
     kannel_cpu: float
     web_cpu: float
     worker_cpu: float
+    db_cpu: float  # PostgreSQL's backends (0 for SQLite)
     trips: list[float]
 
 
@@ -278,12 +296,16 @@ def run_setup(name: str, args: argparse.Namespace, workdir: Path, db_url: str, f
         groups = [[p.pid for p in stack.procs.values()], [p.pid for p in procs[:1]], [p.pid for p in procs[1:]]]
         warm_up(stack, [pid for group in groups for pid in group], first)
         before = [sum(map(tree_cpu, pids)) for pids in groups]
+        db_before = {pid: tree_cpu(pid) for pid in pg_backends(db_url)}
         rate = burst_with_fakesmsc(stack, args.burst, timeout=args.timeout)
         after = [sum(map(tree_cpu, pids)) for pids in groups]
+        # A backend that exited during the burst is not counted (the gateway's pools keep theirs).
+        db_after = {pid: tree_cpu(pid) for pid in pg_backends(db_url)}
+        db_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items()) * 1000 / args.burst
         time.sleep(2)  # let the burst's DLRs and stragglers settle
         trips = PacedClient(stack.fake_port).run(args.rate, args.seconds, first, timeout=args.timeout)
         per_sms = [(b - a) * 1000 / args.burst for a, b in zip(before, after, strict=True)]
-        return Run(rate, per_sms[0], per_sms[1], per_sms[2], trips)
+        return Run(rate, per_sms[0], per_sms[1], per_sms[2], db_cpu, trips)
     finally:
         stack.stop()
         stop(procs)
@@ -331,10 +353,12 @@ def main() -> None:
             res.kannel_cpu.append(run.kannel_cpu)
             res.web_cpu.append(run.web_cpu)
             res.worker_cpu.append(run.worker_cpu)
+            res.db_cpu.append(run.db_cpu)
             res.p50.append(percentile(run.trips, 50))
             res.p95.append(percentile(run.trips, 95))
             print(f"round {round_no + 1} {name:9}: burst {run.burst:6.0f} msg/s, CPU/SMS Kannel "
-                  f"{run.kannel_cpu:.2f} ms web {run.web_cpu:.2f} ms workers {run.worker_cpu:.2f} ms; "
+                  f"{run.kannel_cpu:.2f} ms web {run.web_cpu:.2f} ms workers {run.worker_cpu:.2f} ms "
+                  f"PostgreSQL {run.db_cpu:.2f} ms; "
                   f"paced {args.rate:.0f}/s "
                   f"p50 {res.p50[-1]:7.1f} ms p95 {res.p95[-1]:7.1f} ms", flush=True)
 
@@ -343,11 +367,12 @@ def main() -> None:
           f"paced {args.rate:.0f} SMS/s x {args.seconds:.0f} s; gunicorn {args.worker_class} {args.workers} workers"
           f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}; "
           f"{args.rq_workers} RQ workers; {args.rounds} interleaved rounds (median)")
-    print("| set-up | burst msg/s | CPU ms/SMS: Kannel | web | workers | paced p50 ms | paced p95 ms |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| set-up | burst msg/s | CPU ms/SMS: Kannel | web | workers | PostgreSQL | paced p50 ms | paced p95 ms |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, res in results.items():
         print(f"| {name} | {statistics.median(res.burst):,.0f} | {statistics.median(res.kannel_cpu):.2f} "
               f"| {statistics.median(res.web_cpu):.2f} | {statistics.median(res.worker_cpu):.2f} "
+              f"| {statistics.median(res.db_cpu):.2f} "
               f"| {statistics.median(res.p50):.1f} "
               f"| {statistics.median(res.p95):.1f} |")
 
