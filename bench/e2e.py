@@ -3,10 +3,11 @@
 The gateway runs as operators run it, on PostgreSQL and a private Redis:
 ``sms-gateway web`` (gunicorn gevent, 2 workers), two ``sms-gateway worker``
 processes (inbound pipeline) and one ``sms-gateway sender`` (the outbox's
-long-lived sender: 16 Twilio calls in flight over one pooled session). The
+long-lived sender: 48 Twilio calls in flight over one pooled session). The
 Twilio REST API is ``bench/fake_twilio.py`` (one asyncio process; ``--fake
 gunicorn`` serves it as before, under gunicorn gevent), which answers 201 at
-once and records every message.
+once (or after ``--fake-latency`` seconds, the real API's round trip) and
+records every message.
 
 - **flood**: wrk replays pre-signed webhooks (each a new MessageSid and a new
   sender number) for ``--seconds``; the figure is acknowledgements arriving
@@ -23,6 +24,7 @@ once and records every message.
 
     apt-get install wrk
     .venv/bin/python bench/e2e.py [--seconds 3] [--connections 32] [--rounds 2] [--rate 100 --paced-seconds 10]
+        [--mps 100 --fake-latency 0.3 --send-concurrency 48]   # a short code's rate over a distant API
 
 Creates a scratch PostgreSQL database and a private redis-server on free
 ports, and removes both at the end.
@@ -75,11 +77,13 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def fake_provider(port: int, env: dict[str, str], log: Path, kind: str = "asyncio") -> subprocess.Popen[bytes]:
-    """``bench/fake_twilio.py`` on ``port``: its own asyncio server, or (``gunicorn``) as before."""
+def fake_provider(port: int, env: dict[str, str], log: Path, kind: str = "asyncio",
+                  latency: float = 0.0) -> subprocess.Popen[bytes]:
+    """``bench/fake_twilio.py`` on ``port``: its own asyncio server (answering after ``latency``
+    seconds), or (``gunicorn``) as before."""
     if kind == "gunicorn":
         return gunicorn("bench.fake_twilio:app", port, env, log, 1)
-    proc = start([sys.executable, "-m", "bench.fake_twilio", str(port)], env, log)
+    proc = start([sys.executable, "-m", "bench.fake_twilio", str(port), str(latency)], env, log)
     wait_http(port)
     return proc
 
@@ -212,7 +216,7 @@ def run_gateway(args: argparse.Namespace, scratch: Scratch, tmp: Path, requests_
            "SEND_CONCURRENCY": str(args.send_concurrency)}
     logs = tmp / f"round-{round_no}"
     logs.mkdir()
-    fake = fake_provider(fake_port, env, logs / "fake.log", args.fake)
+    fake = fake_provider(fake_port, env, logs / "fake.log", args.fake, args.fake_latency)
     exe = [sys.executable, "-m", "sms_gateway"]
     web = start([*exe, "web"], env, logs / "web.log")
     workers = [start([*exe, "worker"], env, logs / f"worker-{i}.log") for i in range(args.workers)]
@@ -290,11 +294,13 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="`sms-gateway worker` processes")
     parser.add_argument("--senders", type=int, default=1, help="`sms-gateway sender` processes")
-    parser.add_argument("--send-concurrency", type=int, default=16, help="SEND_CONCURRENCY")
+    parser.add_argument("--send-concurrency", type=int, default=48, help="SEND_CONCURRENCY (the gateway's default)")
     parser.add_argument("--mps", type=float, default=100_000, help="TWILIO_MPS (the fake API has no limit)")
     parser.add_argument("--rate", type=float, default=100, help="paced webhooks per second (0: skip)")
     parser.add_argument("--paced-seconds", type=float, default=10)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--fake-latency", type=float, default=0.0,
+                        help="seconds the fake API takes to answer (the real one's round trip; asyncio fake only)")
     parser.add_argument("--fake", choices=["asyncio", "gunicorn"], default="asyncio",
                         help="how the fake Twilio API is served (gunicorn: as before 2026-12-05, to compare)")
     args = parser.parse_args()

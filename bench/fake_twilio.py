@@ -1,9 +1,12 @@
 """A local stand-in for Twilio's Messages API, cheap enough not to be what a benchmark measures.
 
-``python -m bench.fake_twilio PORT``: POST
+``python -m bench.fake_twilio PORT [LATENCY]``: POST
 ``/2010-04-01/Accounts/<sid>/Messages.json`` answers 201 with the JSON the
 SDK expects and records (arrival time, To, Body); ``GET /_count`` says how
 many arrived and when the last one did, ``GET /_dump`` returns them all.
+``LATENCY`` (seconds, default 0) delays every answer, as the real API's round
+trip from Indonesia does (a few hundred ms), to measure the calls in flight a
+rate needs.
 
 One process, one asyncio loop, HTTP/1.1 keep-alive and nothing else. It
 shares the benchmark's two cores with the gateway, and Twilio's own servers
@@ -53,9 +56,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 
 
 class _Connection(asyncio.Protocol):
-    """Requests of one keep-alive connection, answered in order."""
+    """Requests of one keep-alive connection, answered in order (after ``latency`` seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -75,16 +79,21 @@ class _Connection(asyncio.Protocol):
                 return  # the body is still on its way
             body, self.buffer = self.buffer[end + 4:end + 4 + length], self.buffer[end + 4 + length:]
             status, payload = handle(method, path.split("?", 1)[0], body)
-            self.transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            answer = (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            if self.latency and not path.startswith("/_"):
+                asyncio.get_running_loop().call_later(self.latency, self.transport.write, answer)
+            else:
+                self.transport.write(answer)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, latency: float = 0.0) -> None:
     """Serve on 127.0.0.1:``port`` until killed."""
-    server = await asyncio.get_running_loop().create_server(_Connection, "127.0.0.1", port, backlog=1024)
+    server = await asyncio.get_running_loop().create_server(lambda: _Connection(latency), "127.0.0.1", port,
+                                                            backlog=1024)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))

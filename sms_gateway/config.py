@@ -106,8 +106,9 @@ SETTINGS: tuple[Setting, ...] = (
             "SEND_CONCURRENCY): smsbox answers once bearerbox has queued the SMS, and that wait, not the "
             "gateway, sets the pace of a small window (docs/BENCHMARKS.md).", int),
     Setting("MODEM_MPM", "6", "SMS segments per minute sent through one GSM modem.", float),
-    Setting("SEND_CONCURRENCY", "16", "Provider calls a sender process keeps in flight per channel "
-            "(Twilio; Kannel has KANNEL_SEND_CONCURRENCY; the modem sends one at a time).", int),
+    Setting("SEND_CONCURRENCY", "48", "Provider calls a sender process keeps in flight per channel "
+            "(Twilio; Kannel has KANNEL_SEND_CONCURRENCY; the modem sends one at a time). 48 keeps a short "
+            "code's 100 segments/s with the API ~300 ms away (docs/BENCHMARKS.md).", int),
     Setting("SEND_BACKLOG_LIMIT", "36000", "Seconds of queued segments (at the channel's rate) beyond which "
             "the channel counts as overloaded: logged, and shown in /metrics (Twilio keeps a message "
             "queued for at most 10 hours).", int),

@@ -128,7 +128,7 @@ def test_report_ack_status_and_delivery_report(fakesmsc: FakeSMSC, stack: Kannel
     assert outbound, f"ack never marked delivered\n{_diagnostics(fakesmsc, stack)}"
     assert outbound.channel == "kannel"
     # smsbox fetches the two dlr-urls concurrently: 8 may land after 1, and
-    # must change nothing, not even the provider's words (record_delivery_status).
+    # must change nothing, not even the provider's words (outbox.apply_delivery_reports).
     assert outbound.provider_status == "1 delivered"
     assert outbound.delivered_at is not None
 
