@@ -285,7 +285,8 @@ def test_reports_of_one_batch_apply_in_their_order(settings, work, client) -> No
     post_signed(client, sms_params())
     post_signed(client, sms_params(sid="SM0002", sender="081200000002"))
     work()
-    first, second = sorted(r.id for r in session_factory(settings.DATABASE_URL)().scalars(select(OutboundMessage)))
+    with session_factory(settings.DATABASE_URL)() as session:
+        first, second = sorted(session.scalars(select(OutboundMessage.id)))
     applied = apply_delivery_reports(get_engine(settings.DATABASE_URL), [
         DeliveryReport(first, "sent", "8 smsc-accepted"),
         DeliveryReport(second, "delivered", "1 delivered"),
